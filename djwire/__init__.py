@@ -1,0 +1,21 @@
+"""djwire: WebSockets, background tasks and a channel layer for Django."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from djwire.classic.channel import Channel, Group
+
+__all__ = ["Channel", "Group", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily so ``import djwire`` never touches Django settings.
+    if name in ("Channel", "Group"):
+        from djwire.classic import channel
+
+        return getattr(channel, name)
+    raise AttributeError(f"module 'djwire' has no attribute {name!r}")

@@ -1,0 +1,202 @@
+"""The channel layer contract every backend implements.
+
+A channel layer carries messages (dicts) between named channels and groups of
+channels. The contract follows Django Channels' layer specification so layers and
+code written for Channels work unchanged; djwire adds three optional abilities:
+
+* ``group_channels(group)`` lists a group's live members (the "groups" listing
+  extension), so presence can be built on it;
+* ``attach_socket(channel, socket)`` lets a process-local channel deliver
+  ``websocket.send`` messages straight to its WebSocket, encoded once per group send
+  (see :mod:`djwire.layers.direct`);
+* ``stats`` counts what a layer dropped or expired, so nothing is lost without a trace.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from djwire.exceptions import InvalidNameError
+
+from .direct import DirectSocket
+
+Message = dict[str, Any]
+
+#: Channels and groups share this limit with Django Channels (names are < 100 chars).
+MAX_NAME_LENGTH = 100
+
+_CHANNEL_NAME = re.compile(r"^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?$")
+_GROUP_NAME = re.compile(r"^[a-zA-Z\d\-_.]+$")
+
+
+def _name_error(kind: str, name: object) -> InvalidNameError:
+    return InvalidNameError(
+        f"{kind} name must be a valid unicode string containing only ASCII alphanumerics, "
+        f"hyphens, underscores, or periods, with length < {MAX_NAME_LENGTH}, not {name!r}"
+    )
+
+
+def compile_capacities(
+    channel_capacity: Mapping[str | re.Pattern[str], int] | Iterable[tuple[Any, int]] | None,
+) -> list[tuple[re.Pattern[str], int]]:
+    """Turn ``{"http.*": 200, re.compile(r"^ws"): 20}`` into (regex, capacity) pairs.
+
+    String keys are shell-style globs (as in Django Channels); compiled patterns are
+    used as they are. The first match wins, in the order given.
+    """
+    if not channel_capacity:
+        return []
+    items = channel_capacity.items() if isinstance(channel_capacity, Mapping) else channel_capacity
+    compiled = []
+    for pattern, capacity in items:
+        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(fnmatch.translate(pattern))
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"channel_capacity for {pattern!r} must be a positive int")
+        compiled.append((regex, capacity))
+    return compiled
+
+
+@dataclass
+class LayerStats:
+    """Counters of messages a layer could not deliver. Read them; never reset them."""
+
+    dropped_full: int = 0  # group_send to a member at capacity
+    expired: int = 0  # queued longer than ``expiry`` and never received
+    lost_in_outage: int = 0  # accepted but lost while the backing service was down
+    direct_deliveries: int = 0  # websocket.send written straight to a socket
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class BaseChannelLayer:
+    """Base class with name validation and capacity lookup; subclasses do the I/O."""
+
+    MAX_NAME_LENGTH: ClassVar[int] = MAX_NAME_LENGTH
+    extensions: ClassVar[list[str]] = []
+    channel_name_regex: ClassVar[re.Pattern[str]] = _CHANNEL_NAME
+    group_name_regex: ClassVar[re.Pattern[str]] = _GROUP_NAME
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        capacity: int = 100,
+        channel_capacity: Mapping[str | re.Pattern[str], int] | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        if expiry <= 0:
+            raise ValueError("expiry must be positive")
+        self.expiry = expiry
+        self.capacity = capacity
+        self.channel_capacity = compile_capacities(channel_capacity)
+        self.stats = LayerStats()
+        self._capacity_cache: dict[str, int] = {}
+
+    # -- names ---------------------------------------------------------------
+
+    def compile_capacities(
+        self, channel_capacity: Mapping[str | re.Pattern[str], int] | None
+    ) -> list[tuple[re.Pattern[str], int]]:
+        return compile_capacities(channel_capacity)
+
+    def get_capacity(self, channel: str) -> int:
+        """The capacity of ``channel``: the first matching pattern's, else the default."""
+        if not self.channel_capacity:
+            return self.capacity
+        # Process-local names differ per connection; cache on the shared part only
+        # so the cache stays bounded by the number of distinct patterns of names.
+        key = self.non_local_name(channel)
+        cached = self._capacity_cache.get(key)
+        if cached is None:
+            cached = self.capacity
+            for regex, capacity in self.channel_capacity:
+                if regex.match(channel):
+                    cached = capacity
+                    break
+            if len(self._capacity_cache) < 10_000:
+                self._capacity_cache[key] = cached
+        return cached
+
+    def match_type_and_length(self, name: object) -> bool:
+        return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
+
+    def require_valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        if not self.match_type_and_length(name) or not self.channel_name_regex.match(name):  # type: ignore[arg-type]
+            raise _name_error("Channel", name)
+        assert isinstance(name, str)
+        if receive and "!" in name and not name.endswith("!"):
+            raise InvalidNameError("Specific channel names in receive() must end at the !")
+        return True
+
+    def require_valid_group_name(self, name: object) -> bool:
+        if not self.match_type_and_length(name) or not self.group_name_regex.match(name):  # type: ignore[arg-type]
+            raise _name_error("Group", name)
+        return True
+
+    def valid_channel_names(self, names: Iterable[object], receive: bool = False) -> bool:
+        names = list(names)
+        if not names:
+            raise InvalidNameError("Channel name list must not be empty")
+        for name in names:
+            self.require_valid_channel_name(name, receive=receive)
+        return True
+
+    # Older spellings, kept because third-party layers call them.
+    valid_channel_name = require_valid_channel_name
+    valid_group_name = require_valid_group_name
+
+    @staticmethod
+    def non_local_name(name: str) -> str:
+        """The part of a process-specific name up to and including the ``!``."""
+        if "!" in name:
+            return name[: name.find("!") + 1]
+        return name
+
+    @staticmethod
+    def random_token() -> str:
+        return secrets.token_hex(8)
+
+    # -- the operations --------------------------------------------------------
+
+    async def send(self, channel: str, message: Message) -> None:
+        raise NotImplementedError("send() should be implemented in a channel layer")
+
+    async def receive(self, channel: str) -> Message:
+        raise NotImplementedError("receive() should be implemented in a channel layer")
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        raise NotImplementedError("new_channel() should be implemented in a channel layer")
+
+    async def flush(self) -> None:
+        raise NotImplementedError("flush() not implemented (flush extension)")
+
+    async def close(self) -> None:
+        """Release connections and tasks; the layer may be used again afterwards."""
+
+    async def group_add(self, group: str, channel: str) -> None:
+        raise NotImplementedError("group_add() not implemented (groups extension)")
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        raise NotImplementedError("group_discard() not implemented (groups extension)")
+
+    async def group_send(self, group: str, message: Message) -> None:
+        raise NotImplementedError("group_send() not implemented (groups extension)")
+
+    async def group_channels(self, group: str) -> list[str]:
+        raise NotImplementedError("group_channels() not implemented (groups listing)")
+
+    # -- direct socket delivery (optional) --------------------------------------
+
+    def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
+        """Deliver ``websocket.send`` messages for ``channel`` straight to ``socket``.
+
+        Returns False when this layer cannot (the channel then works as usual).
+        """
+        return False
+
+    def detach_socket(self, channel: str) -> None:
+        """Undo :meth:`attach_socket`; harmless when nothing is attached."""

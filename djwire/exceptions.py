@@ -30,19 +30,19 @@ class DjwireError(Exception):
     """Base of every djwire exception."""
 
 
-class StopConsumer(DjwireError):  # noqa: N818 - name kept from Django Channels
+class StopConsumer(DjwireError):
     """Raised by a handler to end its consumer cleanly; never an error."""
 
 
-class AcceptConnection(DjwireError):  # noqa: N818 - name kept from Django Channels
+class AcceptConnection(DjwireError):
     """Raised from ``connect()`` to accept the WebSocket."""
 
 
-class DenyConnection(DjwireError):  # noqa: N818 - name kept from Django Channels
+class DenyConnection(DjwireError):
     """Raised from ``connect()`` to reject the WebSocket (HTTP 403 on the handshake)."""
 
 
-class ChannelFull(DjwireError):  # noqa: N818 - name kept from Django Channels
+class ChannelFull(DjwireError):
     """A send found the channel at its capacity; the message was not queued."""
 
     def __init__(self, channel: str = "", capacity: int | None = None) -> None:
@@ -52,7 +52,7 @@ class ChannelFull(DjwireError):  # noqa: N818 - name kept from Django Channels
         super().__init__(f"Channel {channel!r} is full{detail}" if channel else "Channel is full")
 
 
-class MessageTooLarge(DjwireError):  # noqa: N818 - name kept from Django Channels
+class MessageTooLarge(DjwireError):
     """A message is larger than the limit that applies to it."""
 
     def __init__(self, size: int | None = None, limit: int | None = None) -> None:
@@ -72,7 +72,7 @@ class InvalidNameError(DjwireError, TypeError):
     """A channel or group name is not a string of allowed characters and length."""
 
 
-class RouteNotFound(DjwireError, ValueError):  # noqa: N818 - reads as a sentence
+class RouteNotFound(DjwireError, ValueError):
     """No route matches; the server closes the connection (404 / WebSocket 403)."""
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
@@ -80,7 +80,7 @@ class RouteNotFound(DjwireError, ValueError):  # noqa: N818 - reads as a sentenc
         super().__init__(message)
 
 
-class UnexpectedMessage(DjwireError, RuntimeError):  # noqa: N818 - reads as a sentence
+class UnexpectedMessage(DjwireError, RuntimeError):
     """An ASGI message arrived in a state that does not allow it (ASGI spec order)."""
 
     def __init__(self, got: str, expected: Iterable[str], *, state: str | None = None) -> None:
@@ -92,13 +92,13 @@ class UnexpectedMessage(DjwireError, RuntimeError):  # noqa: N818 - reads as a s
         super().__init__(f"Expected {wanted}, got {got!r}{where}")
 
 
-class LayerUnavailable(DjwireError, ConnectionError):  # noqa: N818 - reads as a sentence
+class LayerUnavailable(DjwireError, ConnectionError):
     """The channel layer's backing service (e.g. Redis) could not be reached."""
 
 
-class RequestAborted(DjwireError):  # noqa: N818 - name kept from Django Channels
+class RequestAborted(DjwireError):
     """The HTTP client disconnected before its request was complete."""
 
 
-class RequestTimeout(RequestAborted):  # noqa: N818 - name kept from Django Channels
+class RequestTimeout(RequestAborted):
     """The HTTP client took too long to send its request body."""

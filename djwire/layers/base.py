@@ -54,7 +54,9 @@ def compile_capacities(
     items = channel_capacity.items() if isinstance(channel_capacity, Mapping) else channel_capacity
     compiled = []
     for pattern, capacity in items:
-        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(fnmatch.translate(pattern))
+        regex = (
+            pattern if isinstance(pattern, re.Pattern) else re.compile(fnmatch.translate(pattern))
+        )
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"channel_capacity for {pattern!r} must be a positive int")
         compiled.append((regex, capacity))
@@ -125,15 +127,18 @@ class BaseChannelLayer:
         return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
 
     def require_valid_channel_name(self, name: object, receive: bool = False) -> bool:
-        if not self.match_type_and_length(name) or not self.channel_name_regex.match(name):  # type: ignore[arg-type]
+        if not isinstance(name, str) or not self.match_type_and_length(name):
             raise _name_error("Channel", name)
-        assert isinstance(name, str)
+        if not self.channel_name_regex.match(name):
+            raise _name_error("Channel", name)
         if receive and "!" in name and not name.endswith("!"):
             raise InvalidNameError("Specific channel names in receive() must end at the !")
         return True
 
     def require_valid_group_name(self, name: object) -> bool:
-        if not self.match_type_and_length(name) or not self.group_name_regex.match(name):  # type: ignore[arg-type]
+        if not isinstance(name, str) or not self.match_type_and_length(name):
+            raise _name_error("Group", name)
+        if not self.group_name_regex.match(name):
             raise _name_error("Group", name)
         return True
 

@@ -47,6 +47,12 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: Message) -> None:
         self.require_valid_channel_name(channel)
         check_message(message)
+        payload = socket_payload(message)
+        if payload is not None:
+            socket = self.channels.socket_for(channel)
+            if socket is not None and socket.write_frame(socket.frame_encoder(*payload)):
+                self.stats.direct_deliveries += 1
+                return
         # Copy so the sender may reuse its dict; the receiver gets a private one.
         self.channels.put(channel, fast_copy(message))
 

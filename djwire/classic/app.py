@@ -1,0 +1,223 @@
+"""Serve classic routing over ASGI: each WebSocket becomes a reply channel.
+
+Per connection, client events become classic messages (``websocket.connect``,
+``websocket.receive``, ``websocket.disconnect``) given to the routed function
+consumer in a worker thread — never on the event loop — one at a time, in order.
+What consumers send to ``message.reply_channel`` (``accept``, ``text``, ``bytes``,
+``close``) goes back to the client. Once accepted, ``Group(...).send({"text": ...})``
+to the reply channel is written straight to the socket when the server allows it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from djwire.exceptions import InvalidChannelLayerError, StopConsumer
+from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
+from djwire.layers.direct import SCOPE_EXTENSION
+from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
+from djwire.utils import await_many_dispatch
+
+from .channel import Channel
+from .message import Message
+from .routing import ClassicRouter, Routing
+
+logger = logging.getLogger("djwire.classic")
+
+CONNECT, RECEIVE, DISCONNECT = "websocket.connect", "websocket.receive", "websocket.disconnect"
+
+
+def _call_consumer(consumer: Any, message: Message, kwargs: dict[str, Any]) -> None:
+    close_old_connections()
+    try:
+        consumer(message, **kwargs)
+    finally:
+        close_old_connections()
+
+
+async def run_consumer(consumer: Any, message: Message, kwargs: dict[str, Any]) -> None:
+    """Run a sync function consumer in the thread pool (not the thread-sensitive
+    thread: connections must not queue behind each other)."""
+    await sync_to_async(_call_consumer, thread_sensitive=False)(consumer, message, kwargs)
+
+
+class ClassicWebsocketApp:
+    """ASGI app for ``websocket`` scopes, routed by classic routing."""
+
+    def __init__(self, routing: Routing, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
+        self.router = ClassicRouter(routing)
+        self.alias = alias
+
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        layer = get_channel_layer(self.alias)
+        if layer is None:
+            raise InvalidChannelLayerError(
+                f"Classic routing needs a channel layer: CHANNEL_LAYERS[{self.alias!r}] is missing"
+            )
+        await _Connection(self, scope, send, layer).run(receive)
+
+    def routes_path(self, path: str) -> bool:
+        content = {"path": path}
+        return any(
+            self.router.match(channel, content) for channel in (CONNECT, RECEIVE, DISCONNECT)
+        )
+
+
+class _Connection:
+    def __init__(
+        self, app: ClassicWebsocketApp, scope: Scope, send: ASGISend, layer: BaseChannelLayer
+    ):
+        self.app = app
+        self.scope = scope
+        self.send = send
+        self.layer = layer
+        self.path: str = scope.get("path", "")
+        self.order = 0
+        self.accepted = False
+        self.closed = False
+        self.groups: set[str] = set()
+        self.reply: Channel
+
+    async def run(self, receive: ASGIReceive) -> None:
+        name = await self.layer.new_channel(prefix="websocket.send.")
+        self.reply = Channel(name, alias=self.app.alias, channel_layer=self.layer)
+        self.reply.on_group_add = self.groups.add
+
+        async def from_client() -> tuple[bool, dict[str, Any]]:
+            return True, await receive()
+
+        async def from_layer() -> tuple[bool, dict[str, Any]]:
+            return False, await self.layer.receive(name)
+
+        try:
+            await await_many_dispatch([from_client, from_layer], self.handle)
+        except StopConsumer:
+            pass
+        finally:
+            self.layer.detach_socket(name)
+            for group in self.groups:
+                await self.layer.group_discard(group, name)
+
+    async def handle(self, item: tuple[bool, dict[str, Any]]) -> None:
+        from_client, event = item
+        if from_client:
+            await self.on_client_event(event)
+        else:
+            await self.on_reply(event)
+
+    # -- client -> consumers ----------------------------------------------------------
+
+    async def on_client_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        content: dict[str, Any] = {"reply_channel": self.reply.name, "path": self.path}
+        if kind == CONNECT:
+            scope = self.scope
+            content.update(
+                headers=[[name, value] for name, value in scope.get("headers", [])],
+                query_string=scope.get("query_string", b""),
+                client=list(scope["client"]) if scope.get("client") else None,
+                server=list(scope["server"]) if scope.get("server") else None,
+                subprotocols=list(scope.get("subprotocols", [])),
+            )
+            if not self.app.routes_path(self.path):
+                logger.warning("No classic route for WebSocket path %r; rejecting it", self.path)
+                await self._close(None)
+                return
+        elif kind == RECEIVE:
+            if event.get("text") is not None:
+                content["text"] = event["text"]
+            else:
+                content["bytes"] = event.get("bytes")
+        elif kind == DISCONNECT:
+            content["code"] = event.get("code", 1005)
+        else:
+            return
+        content["order"] = self.order
+        self.order += 1
+        match = self.app.router.match(kind, content)
+        if match is None:
+            if kind == CONNECT:
+                await self._accept()  # Channels 1: no connect consumer means accept
+        else:
+            consumer, kwargs = match
+            message = Message(content, kind, self.app.alias, self.reply)
+            try:
+                await run_consumer(consumer, message, kwargs)
+            except Exception:
+                logger.exception("Consumer %r for %s %s raised", consumer, kind, self.path)
+                if kind != DISCONNECT:
+                    await self._close(1011)
+        if kind == DISCONNECT:
+            raise StopConsumer()
+
+    # -- consumers -> client -------------------------------------------------------------
+
+    async def on_reply(self, content: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        if content.get("type") == "websocket.send":  # a Channels-4 style message
+            content = {key: value for key, value in content.items() if key != "type"}
+        has_data = content.get("text") is not None or content.get("bytes") is not None
+        close = content.get("close")
+        if not self.accepted:
+            if content.get("accept") is False or (close and not has_data):
+                await self._close(None)
+                return
+            if content.get("accept") or has_data:
+                await self._accept()
+        if content.get("text") is not None:
+            await self.send({"type": "websocket.send", "text": content["text"]})
+        elif content.get("bytes") is not None:
+            await self.send({"type": "websocket.send", "bytes": content["bytes"]})
+        if close:
+            await self._close(1000 if close is True else int(close))
+
+    async def _accept(self) -> None:
+        if self.accepted or self.closed:
+            return
+        await self.send({"type": "websocket.accept"})
+        self.accepted = True
+        socket = self.scope.get("extensions", {}).get(SCOPE_EXTENSION)
+        if socket is not None:
+            self.layer.attach_socket(self.reply.name, socket)
+
+    async def _close(self, code: int | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.layer.detach_socket(self.reply.name)
+        message: dict[str, Any] = {"type": "websocket.close"}
+        if code is not None:
+            message["code"] = code
+        await self.send(message)
+
+
+def classic_application_from_settings(alias: str = DEFAULT_CHANNEL_LAYER) -> ASGIApp | None:
+    """The whole-project app for ``CHANNEL_LAYERS[alias]["ROUTING"]``, or None.
+
+    WebSockets go to the classic routing; HTTP to Django's views as usual.
+    """
+    from django.conf import settings
+
+    from djwire.routing import ProtocolTypeRouter
+
+    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get(alias) or {}
+    routing = config.get("ROUTING")
+    if not routing:
+        return None
+    return ProtocolTypeRouter(
+        {"http": django_http_application(), "websocket": ClassicWebsocketApp(routing, alias)}
+    )
+
+
+@functools.cache
+def django_http_application() -> ASGIApp:
+    """Django's HTTP handler, built once."""
+    from django.core.asgi import get_asgi_application
+
+    return get_asgi_application()  # type: ignore[return-value]

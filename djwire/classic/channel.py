@@ -1,0 +1,129 @@
+"""``Channel`` and ``Group``: synchronous handles on the channel layer (classic API).
+
+Usable from any synchronous code — function consumers, views, ``Model.save()``,
+management commands. From async code, ``await`` the ``a``-prefixed variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+
+from djwire.exceptions import InvalidChannelLayerError
+from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
+
+
+def _layer(alias: str, layer: BaseChannelLayer | None) -> BaseChannelLayer:
+    if layer is not None:
+        return layer
+    found = get_channel_layer(alias)
+    if found is None:
+        raise InvalidChannelLayerError(
+            f"No channel layer {alias!r} is configured: add it to settings.CHANNEL_LAYERS"
+        )
+    return found
+
+
+class Channel:
+    """A named channel; ``send()`` puts a message on it."""
+
+    def __init__(
+        self,
+        name: str,
+        alias: str = DEFAULT_CHANNEL_LAYER,
+        channel_layer: BaseChannelLayer | None = None,
+    ) -> None:
+        if isinstance(name, bytes):
+            name = name.decode("ascii")
+        self.name = name
+        self.alias = alias
+        self._layer = channel_layer
+        # Set by the classic WebSocket app on a connection's reply channel, so groups
+        # joined through Group.add() are left automatically at disconnect.
+        self.on_group_add: Callable[[str], None] | None = None
+
+    @property
+    def channel_layer(self) -> BaseChannelLayer:
+        return _layer(self.alias, self._layer)
+
+    def send(self, content: dict[str, Any], immediately: bool = False) -> None:
+        """Send ``content`` (a dict). ``immediately`` is accepted for compatibility:
+        djwire always sends at once."""
+        async_to_sync(self.asend)(content)
+
+    async def asend(self, content: dict[str, Any]) -> None:
+        if not isinstance(content, dict):
+            raise TypeError(f"You can only send dicts as content, not {type(content).__name__}")
+        await self.channel_layer.send(self.name, content)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.name}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Channel) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def _channel_name(channel: Channel | str) -> str:
+    if isinstance(channel, Channel):
+        return channel.name
+    if isinstance(channel, bytes):
+        return channel.decode("ascii")
+    return channel
+
+
+class Group:
+    """A named group of channels; ``send()`` reaches every member."""
+
+    def __init__(
+        self,
+        name: str,
+        alias: str = DEFAULT_CHANNEL_LAYER,
+        channel_layer: BaseChannelLayer | None = None,
+    ) -> None:
+        if isinstance(name, bytes):
+            name = name.decode("ascii")
+        self.name = name
+        self.alias = alias
+        self._layer = channel_layer
+
+    @property
+    def channel_layer(self) -> BaseChannelLayer:
+        return _layer(self.alias, self._layer)
+
+    def add(self, channel: Channel | str) -> None:
+        async_to_sync(self.aadd)(channel)
+
+    async def aadd(self, channel: Channel | str) -> None:
+        await self.channel_layer.group_add(self.name, _channel_name(channel))
+        if isinstance(channel, Channel) and channel.on_group_add is not None:
+            channel.on_group_add(self.name)
+
+    def discard(self, channel: Channel | str) -> None:
+        async_to_sync(self.adiscard)(channel)
+
+    async def adiscard(self, channel: Channel | str) -> None:
+        await self.channel_layer.group_discard(self.name, _channel_name(channel))
+
+    def send(self, content: dict[str, Any], immediately: bool = False) -> None:
+        """Send ``content`` to every member. ``{"text": ...}`` goes to WebSockets."""
+        async_to_sync(self.asend)(content)
+
+    async def asend(self, content: dict[str, Any]) -> None:
+        if not isinstance(content, dict):
+            raise TypeError(f"You can only send dicts as content, not {type(content).__name__}")
+        await self.channel_layer.group_send(self.name, content)
+
+    def channel_names(self) -> list[str]:
+        """The group's current members (needs a layer with group listing)."""
+        return async_to_sync(self.channel_layer.group_channels)(self.name)
+
+    def __repr__(self) -> str:
+        return f"<Group {self.name}>"

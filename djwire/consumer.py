@@ -1,0 +1,140 @@
+"""Consumers: ASGI applications that dispatch each message to a method named by its type.
+
+A message ``{"type": "chat.message"}`` calls ``chat_message(message)``. Messages come
+from the client (through the server) and from the channel layer (``channel_name``).
+``SyncConsumer`` handlers run in a worker thread; ``AsyncConsumer`` handlers on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+
+from djwire.db import aclose_old_connections, database_sync_to_async
+from djwire.exceptions import StopConsumer
+from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
+from djwire.layers.direct import SCOPE_EXTENSION
+from djwire.typing import ASGIReceive, ASGISend, Scope
+from djwire.utils import await_many_dispatch
+
+
+def get_handler_name(message: dict[str, Any]) -> str:
+    """``"chat.message"`` -> ``"chat_message"``; rejects missing and private types."""
+    if "type" not in message:
+        raise ValueError("Incoming message has no 'type' attribute")
+    handler_name: str = message["type"].replace(".", "_")
+    if handler_name.startswith("_"):
+        raise ValueError("Malformed type in message (leading underscore)")
+    return handler_name
+
+
+class AsyncConsumer:
+    """Base consumer: one instance per connection, handlers are coroutines."""
+
+    _sync: ClassVar[bool] = False
+    channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+
+    scope: Scope
+    channel_layer: BaseChannelLayer | None
+    channel_name: str
+    channel_receive: Callable[[], Awaitable[dict[str, Any]]]
+    base_send: Callable[[dict[str, Any]], Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Any initkwargs passed to as_asgi() are set as attributes, as in Channels.
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = async_to_sync(send) if self._sync else send
+        try:
+            if self.channel_layer is not None:
+                await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+            else:
+                await await_many_dispatch([receive], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            if self.channel_layer is not None:
+                self.channel_layer.detach_socket(self.channel_name)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Call the handler for ``message["type"]``."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await aclose_old_connections()
+        await handler(message)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send an ASGI message to the client (through the server)."""
+        await self.base_send(message)
+
+    def attach_direct_socket(self) -> bool:
+        """Let ``websocket.send`` group messages skip this consumer and go to the socket.
+
+        Only when the server offers it, a layer is configured, and the class does not
+        override ``websocket_send`` (which it would then bypass).
+        """
+        socket = self.scope.get("extensions", {}).get(SCOPE_EXTENSION)
+        if socket is None or self.channel_layer is None:
+            return False
+        if getattr(type(self), "websocket_send", None) not in _FORWARDERS:
+            return False
+        return self.channel_layer.attach_socket(self.channel_name, socket)
+
+    @classmethod
+    def as_asgi(
+        cls, **initkwargs: Any
+    ) -> Callable[[Scope, ASGIReceive, ASGISend], Awaitable[None]]:
+        """An ASGI application that makes a new instance for each connection."""
+
+        async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+            consumer = cls(**initkwargs)
+            return await consumer(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        functools.update_wrapper(app, cls, updated=())
+        return app
+
+
+class SyncConsumer(AsyncConsumer):
+    """A consumer whose handlers are plain functions, run in a worker thread."""
+
+    _sync: ClassVar[bool] = True
+
+    @database_sync_to_async
+    def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        handler(message)
+
+    def send(self, message: dict[str, Any]) -> None:  # type: ignore[override]
+        self.base_send(message)
+
+
+async def _forward_websocket_send(self: AsyncConsumer, message: dict[str, Any]) -> None:
+    """A ``websocket.send`` from the layer (e.g. a group send) goes to the client.
+
+    Django Channels has no such handler (it raises "No handler"); djwire forwards,
+    which is what lets a group message skip consumer code entirely.
+    """
+    await self.base_send(message)
+
+
+def _forward_websocket_send_sync(self: SyncConsumer, message: dict[str, Any]) -> None:
+    self.base_send(message)
+
+
+_FORWARDERS = (_forward_websocket_send, _forward_websocket_send_sync)

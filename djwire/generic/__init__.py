@@ -1,0 +1,1 @@
+"""Generic consumers: WebSocket (``websocket``), HTTP (``http``) and classic (``websockets``)."""

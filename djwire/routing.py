@@ -1,0 +1,191 @@
+"""Routers: pick the application for a connection by scope type, URL path or channel name.
+
+Same classes and behaviour as Django Channels 4, plus the classic (Channels 1)
+``route``/``route_class``/``include`` helpers for function consumers, re-exported
+from :mod:`djwire.classic.routing`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from asgiref.compatibility import guarantee_single_callable
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern, URLResolver
+from django.urls.exceptions import Resolver404
+from django.urls.resolvers import RegexPattern, RoutePattern
+from django.utils.module_loading import import_string
+
+from djwire.classic.routing import include, route, route_class
+from djwire.exceptions import RouteNotFound
+from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
+
+__all__ = [
+    "ChannelNameRouter",
+    "ProtocolTypeRouter",
+    "URLRouter",
+    "get_default_application",
+    "include",
+    "route",
+    "route_class",
+]
+
+logger = logging.getLogger("djwire.routing")
+
+
+def get_default_application() -> ASGIApp:
+    """The project's ASGI application.
+
+    ``settings.ASGI_APPLICATION`` when set; otherwise the classic routing named by
+    ``CHANNEL_LAYERS["default"]["ROUTING"]``, served next to Django's views.
+    """
+    from django.conf import settings
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if path:
+        try:
+            return import_string(path)  # type: ignore[no-any-return]
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"Cannot import ASGI_APPLICATION module {path!r}") from exc
+    from djwire.classic.app import classic_application_from_settings
+
+    application = classic_application_from_settings()
+    if application is None:
+        raise ImproperlyConfigured(
+            "Cannot find ASGI_APPLICATION setting (and no classic ROUTING in "
+            "CHANNEL_LAYERS['default']). Set ASGI_APPLICATION = 'yourproject.asgi.application'."
+        )
+    return application
+
+
+class ProtocolTypeRouter:
+    """Route by ``scope["type"]``: ``{"http": ..., "websocket": ...}``.
+
+    Without a ``"lifespan"`` entry, lifespan events are answered here (and channel
+    layers are closed at shutdown), so servers see a clean startup.
+    """
+
+    def __init__(self, application_mapping: Mapping[str, Any]) -> None:
+        self.application_mapping = application_mapping
+
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        kind = scope["type"]
+        application = self.application_mapping.get(kind)
+        if application is not None:
+            await application(scope, receive, send)
+            return
+        if kind == "lifespan":
+            await _answer_lifespan(receive, send)
+            return
+        raise ValueError(f"No application configured for scope type {kind!r}")
+
+
+async def _answer_lifespan(receive: ASGIReceive, send: ASGISend) -> None:
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            from djwire.layers import channel_layers
+
+            for layer in list(channel_layers.backends.values()):
+                try:
+                    await layer.close()
+                except Exception:
+                    logger.exception("Closing channel layer %r at shutdown failed", layer)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _prefix_pattern(pattern: Any) -> Any:
+    """A copy of a path()/re_path() pattern that matches a prefix, for nested routers."""
+    # Django keeps the source of a pattern in private attributes; there is no
+    # public way to rebuild a pattern as a prefix (is_endpoint=False) match.
+    if isinstance(pattern, RegexPattern):
+        source = pattern._regex  # type: ignore[attr-defined]
+    elif isinstance(pattern, RoutePattern):
+        source = pattern._route  # type: ignore[attr-defined]
+    else:
+        raise ImproperlyConfigured(f"Unsupported pattern type in URLRouter: {type(pattern)}")
+    return type(pattern)(source, pattern.name, is_endpoint=False)
+
+
+class URLRouter:
+    """Route by URL path with Django's ``path()``/``re_path()``; routers nest.
+
+    Matched arguments are merged into ``scope["url_route"] = {"args", "kwargs"}``.
+    When nothing matches, :class:`~djwire.exceptions.RouteNotFound` (a ValueError)
+    is raised and the server closes the connection.
+    """
+
+    #: Tells an outer URLRouter that this application routes the rest of the path.
+    _path_routing = True
+
+    def __init__(self, routes: Sequence[URLPattern | URLResolver]) -> None:
+        self.routes: list[URLPattern] = list(routes)  # type: ignore[arg-type]
+        for item in self.routes:
+            if isinstance(item, URLResolver) or not getattr(item, "callback", None):
+                raise ImproperlyConfigured(
+                    f"{item}: include() is not supported in URLRouter. "
+                    "Use nested URLRouter instances instead."
+                )
+            if getattr(item.callback, "_path_routing", False) is True:
+                item.pattern = _prefix_pattern(item.pattern)
+        self._apps = [guarantee_single_callable(item.callback) for item in self.routes]  # type: ignore[no-untyped-call]
+
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        path = scope.get("path_remaining", scope.get("path"))
+        if path is None:
+            raise ValueError("No 'path' key in connection scope, cannot route URLs")
+        outermost = "path_remaining" not in scope
+        if outermost:
+            root_path = scope.get("root_path", "")
+            if root_path:
+                if not path.startswith(root_path):
+                    raise RouteNotFound(f"No route found for path {path!r}.", path=path)
+                path = path[len(root_path) :]
+        path = path.lstrip("/")
+        for item, application in zip(self.routes, self._apps, strict=True):
+            match = item.pattern.match(path)
+            if not match:
+                continue
+            remaining, args, kwargs = match
+            kwargs.update(item.default_args)
+            outer = scope.get("url_route", {"args": (), "kwargs": {}})
+            inner_scope = dict(
+                scope,
+                path_remaining=remaining,
+                url_route={
+                    "args": tuple(outer["args"]) + tuple(args),
+                    "kwargs": {**outer["kwargs"], **kwargs},
+                },
+            )
+            try:
+                await application(inner_scope, receive, send)
+            except Resolver404:
+                # A nested router found nothing: try our next route, as Channels does.
+                continue
+            return
+        if outermost:
+            raise RouteNotFound(f"No route found for path {path!r}.", path=scope.get("path"))
+        raise Resolver404(f"No route found for path {path!r}.")
+
+
+class ChannelNameRouter:
+    """Route ``"channel"`` scopes (from ``runworker``) by ``scope["channel"]``."""
+
+    def __init__(self, application_mapping: Mapping[str, Any]) -> None:
+        self.application_mapping = application_mapping
+
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        if "channel" not in scope:
+            raise ValueError(
+                "ChannelNameRouter got a scope without a 'channel' key. Did you make sure "
+                "it's only being used for 'channel' type messages?"
+            )
+        application = self.application_mapping.get(scope["channel"])
+        if application is None:
+            raise RouteNotFound(f"No application configured for channel name {scope['channel']!r}")
+        await application(scope, receive, send)

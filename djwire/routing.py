@@ -77,12 +77,14 @@ class ProtocolTypeRouter:
             await application(scope, receive, send)
             return
         if kind == "lifespan":
-            await _answer_lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         raise ValueError(f"No application configured for scope type {kind!r}")
 
 
-async def _answer_lifespan(receive: ASGIReceive, send: ASGISend) -> None:
+async def answer_lifespan(receive: ASGIReceive, send: ASGISend) -> None:
+    """Answer lifespan events for an app that needs no start-up work; close layers
+    at shutdown."""
     while True:
         event = await receive()
         if event["type"] == "lifespan.startup":

@@ -10,6 +10,7 @@ to the reply channel is written straight to the socket when the server allows it
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from typing import Any
@@ -197,6 +198,67 @@ class _Connection:
         await self.send(message)
 
 
+class ClassicChannelApp:
+    """ASGI app for ``channel`` scopes (from a worker): route by channel and content."""
+
+    def __init__(self, routing: Routing, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
+        self.router = ClassicRouter(routing)
+        self.alias = alias
+
+    def named_channels(self) -> list[str]:
+        """Routed channels that are not connection events (those come from sockets)."""
+        return sorted(
+            name
+            for name in self.router.channel_names()
+            if not name.startswith(("websocket.", "http."))
+        )
+
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        channel = scope["channel"]
+        while True:
+            content = await receive()
+            match = self.router.match(channel, content)
+            if match is None:
+                logger.warning("No classic route for a message on %s; dropped", channel)
+                continue
+            consumer, kwargs = match
+            try:
+                await run_consumer(consumer, Message(content, channel, self.alias), kwargs)
+            except Exception:
+                logger.exception("Consumer %r for channel %s raised", consumer, channel)
+
+
+class ClassicLifespan:
+    """Runs the classic named-channel consumers inside the server process.
+
+    As ``runserver`` did in Channels 1, so ``Channel("thumbnails").send(...)`` is
+    handled without a separate ``runworker``. Off with
+    ``DJWIRE_INPROCESS_WORKERS = False`` (then run ``manage.py runworker``).
+    """
+
+    def __init__(self, channel_app: ClassicChannelApp) -> None:
+        self.channel_app = channel_app
+
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        from django.conf import settings
+
+        from djwire.routing import answer_lifespan
+        from djwire.worker import Worker
+
+        channels = self.channel_app.named_channels()
+        task: asyncio.Task[None] | None = None
+        if channels and getattr(settings, "DJWIRE_INPROCESS_WORKERS", True):
+            layer = get_channel_layer(self.channel_app.alias)
+            worker = Worker(self.channel_app, channels, layer, require_type=False)
+            task = asyncio.ensure_future(worker.handle())
+        try:
+            await answer_lifespan(receive, send)
+        finally:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
 def classic_application_from_settings(alias: str = DEFAULT_CHANNEL_LAYER) -> ASGIApp | None:
     """The whole-project app for ``CHANNEL_LAYERS[alias]["ROUTING"]``, or None.
 
@@ -210,8 +272,14 @@ def classic_application_from_settings(alias: str = DEFAULT_CHANNEL_LAYER) -> ASG
     routing = config.get("ROUTING")
     if not routing:
         return None
+    channel_app = ClassicChannelApp(routing, alias)
     return ProtocolTypeRouter(
-        {"http": django_http_application(), "websocket": ClassicWebsocketApp(routing, alias)}
+        {
+            "http": django_http_application(),
+            "websocket": ClassicWebsocketApp(routing, alias),
+            "channel": channel_app,
+            "lifespan": ClassicLifespan(channel_app),
+        }
     )
 
 

@@ -70,9 +70,7 @@ async def test_send_to_full_channel_raises_channel_full(layer: BaseChannelLayer)
 
 
 async def test_channel_capacity_patterns_override_the_default(make_layer: LayerFactory) -> None:
-    layer = make_layer(
-        capacity=10, channel_capacity={"small.*": 2, re.compile(r"^big\."): 20}
-    )
+    layer = make_layer(capacity=10, channel_capacity={"small.*": 2, re.compile(r"^big\."): 20})
     for n in range(2):
         await layer.send("small.one", {"type": "n", "n": n})
     with pytest.raises(ChannelFull):

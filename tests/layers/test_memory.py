@@ -186,7 +186,7 @@ def test_unknown_backend_and_bad_config_give_clear_errors(settings) -> None:
     from djwire.layers import channel_layers, get_channel_layer
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "nowhere.Layer"}}
-    with pytest.raises(InvalidChannelLayerError, match="Cannot import BACKEND 'nowhere.Layer'"):
+    with pytest.raises(InvalidChannelLayerError, match=r"Cannot import BACKEND 'nowhere\.Layer'"):
         get_channel_layer()
     settings.CHANNEL_LAYERS = {
         "default": {"BACKEND": "djwire.layers.InMemoryChannelLayer", "CONFIG": {"bogus": 1}}

@@ -97,6 +97,8 @@ class BaseChannelLayer:
         self.channel_capacity = compile_capacities(channel_capacity)
         self.stats = LayerStats()
         self._capacity_cache: dict[str, int] = {}
+        self._valid_names: set[str] = set()
+        self._valid_groups: set[str] = set()
 
     # -- names ---------------------------------------------------------------
 
@@ -127,19 +129,34 @@ class BaseChannelLayer:
         return isinstance(name, str) and len(name) < self.MAX_NAME_LENGTH
 
     def require_valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        if not receive and type(name) is str and name in self._valid_names:
+            return True
         if not isinstance(name, str) or not self.match_type_and_length(name):
             raise _name_error("Channel", name)
         if not self.channel_name_regex.match(name):
             raise _name_error("Channel", name)
         if receive and "!" in name and not name.endswith("!"):
             raise InvalidNameError("Specific channel names in receive() must end at the !")
+        self._remember_valid(name)
         return True
 
+    def _remember_valid(self, name: str) -> None:
+        # Names repeat on the hot path (a consumer's channel, a group); a regex per
+        # call is most of a send's cost. Bounded: cleared when it grows too big.
+        if len(self._valid_names) >= 50_000:
+            self._valid_names.clear()
+        self._valid_names.add(name)
+
     def require_valid_group_name(self, name: object) -> bool:
+        if type(name) is str and name in self._valid_groups:
+            return True
         if not isinstance(name, str) or not self.match_type_and_length(name):
             raise _name_error("Group", name)
         if not self.group_name_regex.match(name):
             raise _name_error("Group", name)
+        if len(self._valid_groups) >= 50_000:
+            self._valid_groups.clear()
+        self._valid_groups.add(name)
         return True
 
     def valid_channel_names(self, names: Iterable[object], receive: bool = False) -> bool:

@@ -58,7 +58,13 @@ class AsyncConsumer:
         self.base_send = async_to_sync(send) if self._sync else send
         try:
             if self.channel_layer is not None:
-                await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+                # Layers with process-local queues offer a receive that is a plain
+                # future: an idle consumer then costs no Task for its channel.
+                claim = getattr(self.channel_layer, "claim_receive", None)
+                from_layer = (
+                    functools.partial(claim, self.channel_name) if claim else self.channel_receive
+                )
+                await await_many_dispatch([receive, from_layer], self.dispatch)
             else:
                 await await_many_dispatch([receive], self.dispatch)
         except StopConsumer:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -15,49 +15,58 @@ async def await_many_dispatch(
     """Await every source at once and dispatch results in the order they complete.
 
     With a single source this is a plain loop with no extra tasks. With several,
-    each source has one pending task, re-armed *before* its result is dispatched so
-    the next message can arrive while a handler runs; completion callbacks feed one
-    wake-up future instead of a ``asyncio.wait`` set-up per message.
+    each source has one pending future (a Task for a coroutine; nothing extra when
+    the source returns a future itself), re-armed *before* its result is
+    dispatched so the next message can arrive while a handler runs; completion
+    callbacks feed one wake-up future instead of an ``asyncio.wait`` per message.
     """
     if len(consumer_callables) == 1:
         source = consumer_callables[0]
         while True:
             await dispatch(await source())
+    await _ManySources(consumer_callables).run(dispatch)
 
-    loop = asyncio.get_running_loop()
-    ready: deque[asyncio.Future[Any]] = deque()
-    wakeup: asyncio.Future[None] | None = None
 
-    def on_done(task: asyncio.Future[Any]) -> None:
-        ready.append(task)
+class _ManySources:
+    # One small object per idle connection instead of closures and cells: this
+    # state lives as long as the connection, so its size is memory per socket.
+    __slots__ = ("pending", "ready", "sources", "wakeup")
+
+    def __init__(self, sources: Sequence[Callable[[], Awaitable[Any]]]) -> None:
+        self.sources = sources
+        self.ready: list[asyncio.Future[Any]] = []
+        self.wakeup: asyncio.Future[None] | None = None
+        self.pending = [self.start(index) for index in range(len(sources))]
+
+    def start(self, index: int) -> asyncio.Future[Any]:
+        future = asyncio.ensure_future(self.sources[index]())
+        future.add_done_callback(self.on_done)
+        return future
+
+    def on_done(self, future: asyncio.Future[Any]) -> None:
+        self.ready.append(future)
+        wakeup = self.wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    def start(index: int) -> asyncio.Future[Any]:
-        task = asyncio.ensure_future(consumer_callables[index]())
-        task.add_done_callback(on_done)
-        return task
-
-    tasks = [start(index) for index in range(len(consumer_callables))]
-    try:
-        while True:
-            while not ready:
-                wakeup = loop.create_future()
-                await wakeup
-                wakeup = None
-            task = ready.popleft()
-            index = tasks.index(task)
-            result = task.result()
-            tasks[index] = start(index)
-            await dispatch(result)
-    finally:
-        for task in tasks:
-            task.remove_done_callback(on_done)
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                pass
+    async def run(self, dispatch: Callable[[Any], Awaitable[Any]]) -> None:
+        pending = self.pending
+        try:
+            while True:
+                while not self.ready:
+                    self.wakeup = asyncio.get_running_loop().create_future()
+                    await self.wakeup
+                    self.wakeup = None
+                future = self.ready.pop(0)
+                index = pending.index(future)
+                result = future.result()
+                pending[index] = self.start(index)
+                await dispatch(result)
+        finally:
+            for future in pending:
+                future.remove_done_callback(self.on_done)
+                future.cancel()
+            for future in pending:
+                # The consumer is ending: what its sources raise now has no one to go to.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await future

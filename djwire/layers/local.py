@@ -39,8 +39,11 @@ class _Queue:
     __slots__ = ("items", "scheduled", "socket", "waiters")
 
     def __init__(self) -> None:
-        self.items: deque[tuple[float, Message]] = deque()
-        self.waiters: list[asyncio.Future[None]] | None = None
+        # Created on first message: most channels of idle sockets never hold one.
+        self.items: deque[tuple[float, Message]] | None = None
+        # (future, claims): a claiming future is handed the message itself; any
+        # other is only woken and its receiver takes the message from ``items``.
+        self.waiters: list[tuple[asyncio.Future[Any], bool]] | None = None
         self.socket: DirectSocket | None = None
         self.scheduled = False  # has an entry in the expiry heap
 
@@ -48,9 +51,16 @@ class _Queue:
         return not self.items and not self.waiters and self.socket is None
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
+def _wake(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class LocalChannels:
@@ -94,8 +104,12 @@ class LocalChannels:
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = _Queue()
+        if queue.waiters and not queue.items and self._hand_over(queue, message):
+            return True
         items = queue.items
-        if items and len(items) >= self.get_capacity(channel):
+        if items is None:
+            items = queue.items = deque()
+        elif items and len(items) >= self.get_capacity(channel):
             self._drop_expired(queue, now)
             if len(items) >= self.get_capacity(channel):
                 return False
@@ -103,8 +117,21 @@ class LocalChannels:
         if not queue.scheduled:
             self._schedule(channel, queue, now + self.expiry)
         if queue.waiters:
-            self._wake_one(queue)
+            self._wake_one(channel, queue)
         return True
+
+    def _hand_over(self, queue: _Queue, message: Message) -> bool:
+        """Give ``message`` straight to a claiming receiver on this loop, if one waits."""
+        assert queue.waiters is not None
+        running = _running_loop()
+        for waiter, claims in queue.waiters:
+            if waiter.done():
+                continue
+            if not claims or waiter.get_loop() is not running:
+                return False
+            waiter.set_result(message)
+            return True
+        return False
 
     def drop(self, channel: str, reason: str = "full") -> None:
         """Count (and log, sparingly) a message that could not be queued."""
@@ -125,11 +152,58 @@ class LocalChannels:
         queue = self._queues.get(channel)
         if queue is None or not queue.items:
             return None
-        now = self.clock()
-        self._drop_expired(queue, now)
-        if not queue.items:
+        items = queue.items
+        self._drop_expired(queue, self.clock())
+        if not items:
             return None
-        return queue.items.popleft()[1]
+        message = items.popleft()[1]
+        if not items:
+            queue.items = None  # an idle channel keeps no buffer
+        return message
+
+    def claim(self, channel: str) -> asyncio.Future[Message]:
+        """A future that resolves to the next message, without a task per wait.
+
+        Used by consumers, whose pending receive otherwise costs a Task and its
+        coroutine frame per idle connection. Once resolved, the message belongs to
+        the caller: only use this where a caller that stops has no one to hand an
+        unread message to anyway (a consumer that is ending). ``get()`` is the
+        cancel-safe receive.
+        """
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        message = self.take(channel)
+        if message is not None:
+            future.set_result(message)
+            return future
+        queue = self._queues.get(channel)
+        if queue is None:
+            queue = self._queues[channel] = _Queue()
+        if queue.waiters is None:
+            queue.waiters = []
+        queue.waiters.append((future, True))
+        future.add_done_callback(lambda done: self._claim_done(channel, queue, done))
+        return future
+
+    def _claim_done(self, channel: str, queue: _Queue, future: asyncio.Future[Message]) -> None:
+        if queue.waiters:
+            queue.waiters = [entry for entry in queue.waiters if entry[0] is not future] or None
+        self._forget_if_idle(channel, queue)
+
+    def _fulfil_claim(self, channel: str, future: asyncio.Future[Message]) -> None:
+        # Runs on the claim's own loop, after a send from another thread.
+        queue = self._queues.get(channel)
+        if future.done():
+            if queue is not None and queue.items and queue.waiters:
+                self._wake_one(channel, queue)
+            return
+        message = self.take(channel)
+        if message is not None:
+            future.set_result(message)
+        elif queue is not None:
+            # Someone else took it: wait again.
+            if queue.waiters is None:
+                queue.waiters = []
+            queue.waiters.append((future, True))
 
     async def get(self, channel: str) -> Message:
         """Wait for and return the next message for ``channel``."""
@@ -141,33 +215,41 @@ class LocalChannels:
             if queue is None:
                 queue = self._queues[channel] = _Queue()
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry = (waiter, False)
             if queue.waiters is None:
                 queue.waiters = []
-            queue.waiters.append(waiter)
+            queue.waiters.append(entry)
             try:
                 await waiter
             except asyncio.CancelledError:
                 # We may have been woken for a message and cancelled before running:
                 # pass the wake-up on, so the message does not sit unnoticed.
                 if waiter.done() and not waiter.cancelled() and queue.items:
-                    self._wake_one(queue)
+                    self._wake_one(channel, queue)
                 raise
             finally:
-                if queue.waiters and waiter in queue.waiters:
-                    queue.waiters.remove(waiter)
+                if queue.waiters and entry in queue.waiters:
+                    queue.waiters.remove(entry)
+                    if not queue.waiters:
+                        queue.waiters = None
                 self._forget_if_idle(channel, queue)
 
-    def _wake_one(self, queue: _Queue) -> None:
+    def _wake_one(self, channel: str, queue: _Queue) -> None:
         assert queue.waiters is not None
-        for waiter in queue.waiters:
+        running = _running_loop()
+        for waiter, claims in queue.waiters:
             if waiter.done():
                 continue
             loop = waiter.get_loop()
-            try:
-                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if loop is running:
+            if claims:
+                if loop is running:
+                    message = self.take(channel)
+                    if message is not None:
+                        waiter.set_result(message)
+                else:
+                    queue.waiters.remove((waiter, claims))
+                    loop.call_soon_threadsafe(self._fulfil_claim, channel, waiter)
+            elif loop is running:
                 waiter.set_result(None)
             else:
                 loop.call_soon_threadsafe(_wake, waiter)
@@ -204,7 +286,7 @@ class LocalChannels:
 
     def clear(self) -> None:
         for queue in self._queues.values():
-            for waiter in queue.waiters or ():
+            for waiter, _ in queue.waiters or ():
                 waiter.get_loop().call_soon_threadsafe(waiter.cancel)
         self._queues.clear()
         self._heap.clear()
@@ -240,6 +322,8 @@ class LocalChannels:
 
     def _drop_expired(self, queue: _Queue, now: float) -> None:
         items = queue.items
+        if not items:
+            return
         dropped = 0
         while items and items[0][0] <= now:
             items.popleft()

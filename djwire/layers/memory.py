@@ -7,6 +7,7 @@ reach it: use the IPC or Redis layer for those.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -59,6 +60,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
         return await self.channels.get(channel)
+
+    def claim_receive(self, channel: str) -> asyncio.Future[Message]:
+        """Like ``receive()`` but a plain future, for consumers (see LocalChannels.claim)."""
+        return self.channels.claim(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."

@@ -200,3 +200,48 @@ def test_unknown_backend_and_bad_config_give_clear_errors(settings) -> None:
     settings.CHANNEL_LAYERS = {}
     assert get_channel_layer() is None
     assert "default" not in channel_layers
+
+
+async def test_claim_hands_a_message_to_a_waiting_consumer_without_queueing() -> None:
+    layer = InMemoryChannelLayer()
+    channel = await layer.new_channel()
+    claim = layer.claim_receive(channel)
+    assert not claim.done()
+    await layer.send(channel, {"type": "x", "n": 1})
+    assert claim.done() and claim.result() == {"type": "x", "n": 1}
+    await asyncio.sleep(0)  # the claim's done-callback tidies up
+    assert len(layer.channels) == 0
+
+
+async def test_claim_returns_a_queued_message_at_once_and_keeps_order() -> None:
+    layer = InMemoryChannelLayer()
+    channel = await layer.new_channel()
+    for n in range(3):
+        await layer.send(channel, {"type": "x", "n": n})
+    got = [(await layer.claim_receive(channel))["n"] for _ in range(3)]
+    assert got == [0, 1, 2]
+
+
+async def test_cancelled_claim_leaves_later_messages_for_the_next_receiver() -> None:
+    layer = InMemoryChannelLayer()
+    channel = await layer.new_channel()
+    claim = layer.claim_receive(channel)
+    claim.cancel()
+    await asyncio.sleep(0)
+    await layer.send(channel, {"type": "after"})
+    assert (await layer.receive(channel))["type"] == "after"
+
+
+async def test_claim_is_fulfilled_by_a_send_from_another_thread() -> None:
+    layer = InMemoryChannelLayer()
+    channel = await layer.new_channel()
+    claim = layer.claim_receive(channel)
+
+    def sync_code() -> None:
+        async_to_sync(layer.send)(channel, {"type": "threaded"})
+
+    thread = threading.Thread(target=sync_code)
+    thread.start()
+    message = await asyncio.wait_for(claim, 2)
+    thread.join()
+    assert message == {"type": "threaded"}

@@ -41,11 +41,11 @@ class BaseConsumer:
         if self.channel_session_user:
             from djwire.auth import channel_session_user
 
-            return channel_session_user(handler)  # type: ignore[no-any-return]
+            return channel_session_user(handler)
         if self.channel_session:
             from djwire.sessions import channel_session
 
-            return channel_session(handler)  # type: ignore[no-any-return]
+            return channel_session(handler)
         return handler
 
     def dispatch(self, message: Message, **kwargs: Any) -> Any:
@@ -72,8 +72,8 @@ class WebsocketConsumer(BaseConsumer):
             from djwire.auth import channel_session_user, channel_session_user_from_http
 
             if message.channel.name == "websocket.connect":
-                return channel_session_user_from_http(handler)  # type: ignore[no-any-return]
-            return channel_session_user(handler)  # type: ignore[no-any-return]
+                return channel_session_user_from_http(handler)
+            return channel_session_user(handler)
         return handler
 
     def connection_groups(self, **kwargs: Any) -> list[str]:

@@ -1,0 +1,1 @@
+"""Security helpers for connections: see :mod:`djwire.security.websocket`."""

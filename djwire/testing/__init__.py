@@ -1,0 +1,25 @@
+"""Test tools: communicators that drive an ASGI application without a server, and a
+live-server test case that serves the project over real sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .application import ApplicationCommunicator
+from .http import HttpCommunicator
+from .websocket import WebsocketCommunicator
+
+__all__ = [
+    "ApplicationCommunicator",
+    "HttpCommunicator",
+    "WebsocketCommunicator",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The live server pulls in the interface server; import it only when asked.
+    if name in ("DjwireLiveServerTestCase", "ChannelsLiveServerTestCase"):
+        from . import live
+
+        return getattr(live, name)
+    raise AttributeError(f"module 'djwire.testing' has no attribute {name!r}")

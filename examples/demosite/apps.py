@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DemositeConfig(AppConfig):
+    name = "demosite"
+    verbose_name = "djwire demo"

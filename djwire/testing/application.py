@@ -11,8 +11,10 @@ connection; closing it mid-test would end that transaction.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
+from asyncio import FIRST_COMPLETED
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,8 +68,32 @@ class ApplicationCommunicator(BaseApplicationCommunicator):
             await super().send_input(message)  # type: ignore[no-untyped-call]
 
     async def receive_output(self, timeout: float = 1) -> Any:
+        """The next message the application sends.
+
+        Raises the application's exception as soon as it crashes (asgiref's
+        communicator only notices at the timeout), and TimeoutError at once if the
+        application has ended without sending anything more.
+        """
         with database_connections_kept():
-            return await super().receive_output(timeout)  # type: ignore[no-untyped-call]
+            if not self.output_queue.empty():
+                return self.output_queue.get_nowait()
+            app = self.future
+            getter = asyncio.ensure_future(self.output_queue.get())
+            try:
+                await asyncio.wait({getter, app}, timeout=timeout, return_when=FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+                    await asyncio.gather(getter, return_exceptions=True)
+            if getter.done() and not getter.cancelled():
+                return getter.result()
+            if app.done():
+                if not app.cancelled():
+                    app.result()  # raises what the application raised
+                raise TimeoutError("The application ended without sending a message")
+            app.cancel()
+            await asyncio.gather(app, return_exceptions=True)
+            raise TimeoutError(f"No message from the application within {timeout} s")
 
     async def receive_nothing(self, timeout: float = 0.1, interval: float = 0.01) -> bool:
         with database_connections_kept():

@@ -1,3 +1,5 @@
+"""djwire's Django app: add ``"djwire"`` to INSTALLED_APPS."""
+
 from django.apps import AppConfig
 
 
@@ -6,4 +8,5 @@ class DjwireConfig(AppConfig):
     verbose_name = "djwire"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        # Importing registers the system checks of CHANNEL_LAYERS and ASGI_APPLICATION.
+        from . import checks  # noqa: F401

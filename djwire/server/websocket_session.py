@@ -1,0 +1,536 @@
+"""One WebSocket connection on asyncio: glue between the socket, the sans-I/O
+protocol and the ASGI app (ASGI WebSocket spec 2.4, with the
+``websocket.http.response`` denial extension).
+
+An idle connection costs this object, the websockets protocol object and the app's
+own task: no timer (the server's clock sweeps deadlines), no queue until messages
+actually pile up, no compression state between messages.
+
+The session is also the connection's :class:`djwire.layers.direct.DirectSocket`:
+the channel layer may write pre-encoded frames straight to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from djwire.exceptions import RouteNotFound
+from djwire.layers.direct import SCOPE_EXTENSION, FrameEncoder
+from djwire.server.asgi_types import HTTP_ASGI, Message
+from djwire.server.errors import ClientDisconnected
+from djwire.server.protocols.http import Request, ResponseFraming, simple_response
+from djwire.server.protocols.proxy import apply_proxy_headers
+from djwire.server.protocols.states import WEBSOCKET_APP, WebSocketAppState
+from djwire.server.protocols.websocket import (
+    Closed,
+    HandshakeRejected,
+    WebSocketProtocol,
+    encode_frame,
+)
+from djwire.server.state import ServerState, access_logger, logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+INF: Final = float("inf")
+_CONNECT: Final = {"type": "websocket.connect"}
+_OPEN = WebSocketAppState.OPEN
+_CONNECTING = WebSocketAppState.CONNECTING
+_CLOSED = WebSocketAppState.CLOSED
+
+
+def _subprotocols(request: Request) -> list[str]:
+    offered: list[str] = []
+    for name, value in request.headers:
+        if name == b"sec-websocket-protocol":
+            offered += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
+    return offered
+
+
+class WebSocketSession(asyncio.Protocol):
+    """asyncio protocol for one WebSocket connection (after the upgrade request)."""
+
+    __slots__ = (
+        "accepted",
+        "app_state",
+        "closed",
+        "connect_sent",
+        "deadline",
+        "drain_waiter",
+        "framing",
+        "last_heard",
+        "pending",
+        "ping_sent",
+        "proto",
+        "queue",
+        "read_paused",
+        "request",
+        "response_headers",
+        "response_status",
+        "scope",
+        "state",
+        "task",
+        "transport",
+        "waiter",
+        "write_deadline",
+        "write_paused",
+    )
+
+    def __init__(
+        self,
+        state: ServerState,
+        transport: asyncio.Transport,
+        request: Request,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        peer_trusted: bool,
+    ) -> None:
+        self.state = state
+        self.transport = transport
+        self.request: Request | None = request
+        self.proto: WebSocketProtocol = None  # type: ignore[assignment]
+        self.app_state = _CONNECTING
+        self.closed: Closed | None = None
+        self.connect_sent = False
+        self.queue: deque[Message] | None = None
+        self.waiter: asyncio.Future[Message] | None = None
+        self.deadline = INF
+        self.write_deadline = INF
+        self.last_heard = state.now
+        self.ping_sent = 0.0
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.read_paused = False
+        self.pending = b""
+        self.framing: ResponseFraming | None = None
+        self.response_status = 0
+        self.response_headers: list[tuple[bytes, bytes]] | None = None
+        self.accepted = False
+        self.task: asyncio.Task[None] | None = None
+        scheme = "ws"
+        if peer_trusted:
+            client, scheme = apply_proxy_headers(
+                request.headers,
+                client,
+                scheme,
+                state.trusted_proxies,  # type: ignore[arg-type]
+            )
+        root_path = state.config.root_path
+        self.scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": HTTP_ASGI,
+            "http_version": request.http_version,
+            "scheme": scheme,
+            "server": server,
+            "client": client,
+            "root_path": root_path,
+            "path": root_path + request.path,
+            "raw_path": root_path.encode() + request.raw_path,
+            "query_string": request.query_string,
+            "headers": request.headers,
+            "subprotocols": _subprotocols(request),
+            "extensions": {"websocket.http.response": {}, SCOPE_EXTENSION: self},
+        }
+        if state.lifespan_state is not None:
+            self.scope["state"] = state.lifespan_state.copy()
+
+    def start(self, trailing: bytes) -> None:
+        """Validate the handshake and hand the connection to the app."""
+        request = self.request
+        assert request is not None
+        state = self.state
+        try:
+            self.proto = WebSocketProtocol(request, state.ws_limits)
+        except HandshakeRejected as exc:
+            logger.info("Rejected WebSocket handshake from %s: %s", self._who(), exc)
+            self.app_state = _CLOSED
+            self.transport.write(exc.response)
+            self.transport.close()
+            return
+        state.sessions.add(self)
+        self.deadline = state.now + state.config.ws_handshake_timeout
+        if trailing:
+            self._buffer_early(trailing)
+        task = self.task = state.loop.create_task(self.run_asgi(state.app))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    # -- asyncio protocol callbacks --------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.last_heard = self.state.now
+        if not self.accepted:
+            if self.app_state is _CONNECTING or self.app_state is WebSocketAppState.RESPONDING:
+                self._buffer_early(data)
+            return  # handshake refused: the rest is discarded
+        proto = self.proto
+        events = proto.receive_data(data)
+        if proto.ws.writes:
+            self._flush()
+        if events:
+            self._deliver(events)
+
+    def eof_received(self) -> bool | None:
+        if self.accepted:
+            closed = self.proto.receive_eof()
+            self._flush()
+            self._on_closed(closed)
+        else:
+            self._on_closed(Closed(1006, ""))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.sessions.discard(self)
+        if self.closed is None:
+            closed = self.proto.closed_event() if self.proto is not None else Closed(1006, "")
+            self._on_closed(closed)
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            self.write_deadline = INF
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- incoming ---------------------------------------------------------------------
+
+    def _buffer_early(self, data: bytes) -> None:
+        # Frames sent before our 101 (RFC 6455 4.1 says clients must wait, some
+        # don't): kept until accept, with reading paused so they stay bounded.
+        self.pending += data
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _deliver(self, events: list[Any]) -> None:
+        for event in events:
+            if isinstance(event, Closed):
+                self._on_closed(event)
+                continue
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                self.waiter = None
+                waiter.set_result(event)
+                continue
+            queue = self.queue
+            if queue is None:
+                queue = self.queue = deque()
+            queue.append(event)
+            if len(queue) >= self.state.config.ws_max_queue and not self.read_paused:
+                # The app is not keeping up: stop reading so the client (and TCP)
+                # slows down instead of us buffering without bound.
+                self.read_paused = True
+                self.transport.pause_reading()
+
+    def _on_closed(self, closed: Closed) -> None:
+        if self.closed is not None:
+            return
+        self.closed = closed
+        waiter = self.waiter
+        if waiter is not None and not waiter.done() and not self.queue:
+            self.waiter = None
+            waiter.set_result(self._disconnect_message())
+
+    def _disconnect_message(self) -> Message:
+        closed = self.closed
+        assert closed is not None
+        return {"type": "websocket.disconnect", "code": closed.code, "reason": closed.reason}
+
+    # -- ASGI receive -------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if not self.connect_sent:
+            self.connect_sent = True
+            return _CONNECT
+        queue = self.queue
+        if queue:
+            message = queue.popleft()
+            if not queue:
+                self.queue = None
+            if (
+                self.read_paused
+                and self.app_state is _OPEN
+                and len(queue) <= self.state.config.ws_max_queue // 2
+            ):
+                self.read_paused = False
+                self.transport.resume_reading()
+            return message
+        if self.closed is not None:
+            return self._disconnect_message()
+        waiter: asyncio.Future[Message] = self.state.loop.create_future()
+        self.waiter = waiter
+        return await waiter
+
+    # -- ASGI send ---------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "websocket.send" and self.app_state is _OPEN:
+            if self.closed is not None or not self.proto.is_open:
+                raise ClientDisconnected("WebSocket is closed")
+            text = message.get("text")
+            if text is not None:
+                frame = self.proto.encode(text, None)
+            else:
+                data = message.get("bytes")
+                if data is None:
+                    raise ValueError("websocket.send needs 'text' or 'bytes'")
+                frame = self.proto.encode(None, data)
+            self.transport.write(frame)
+            if self.write_paused:
+                await self._drain()
+            return
+        self._send_control(kind, message)
+
+    def _send_control(self, kind: str, message: Message) -> None:
+        state = self.app_state
+        if self.closed is not None or state is _CLOSED:
+            if kind == "websocket.close":
+                return  # closing twice is harmless
+            raise ClientDisconnected("WebSocket is closed")
+        more_body = bool(message.get("more_body", False))
+        event = kind
+        if kind == "websocket.http.response.body" and not more_body:
+            event = "websocket.http.response.body:last"
+        new_state = WEBSOCKET_APP.next(state, event)
+        if kind == "websocket.accept":
+            self._accept(message)
+        elif kind == "websocket.close":
+            if state is _CONNECTING:
+                self._refuse(403, b"Forbidden\n")
+            else:
+                self._close(message.get("code") or 1000, message.get("reason") or "")
+        elif kind == "websocket.http.response.start":
+            self.response_status = int(message["status"])
+            self.framing = ResponseFraming(head_request=False, keep_alive=False, http11=True)
+            self.response_headers = list(message.get("headers") or ())
+        else:
+            self._write_denial_body(message.get("body", b""), more_body)
+        self.app_state = new_state
+
+    def _accept(self, message: Message) -> None:
+        state = self.state
+        data = self.proto.accept(
+            message.get("subprotocol"),
+            list(message.get("headers") or ()),
+            server=state.server_header,
+            date=None,
+        )
+        self.transport.write(data)
+        self.accepted = True
+        self.request = None
+        self.deadline = INF
+        self.last_heard = state.now
+        if state.access_log:
+            self._log_access(101)
+        pending = self.pending
+        if pending:
+            self.pending = b""
+            events = self.proto.receive_data(pending)
+            self._flush()
+            self.app_state = _OPEN
+            self._deliver(events)
+        if self.read_paused and self.closed is None:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def _refuse(self, status: int, body: bytes) -> None:
+        """Deny the handshake with a plain HTTP answer and close."""
+        if self.state.access_log:
+            self._log_access(status)
+        self.transport.write(simple_response(status, body, date=self.state.date))
+        self.transport.close()
+        self._on_closed(Closed(1006, ""))
+
+    def _write_denial_body(self, body: bytes, more_body: bool) -> None:
+        framing = self.framing
+        assert framing is not None
+        headers = self.response_headers
+        if headers is not None:
+            self.response_headers = None
+            data = framing.head(
+                self.response_status,
+                headers,
+                bytes(body),
+                not more_body,
+                date=self.state.date,
+                server=self.state.server_header,
+            )
+        else:
+            data = framing.body(bytes(body), not more_body)
+        self.transport.write(data)
+        if not more_body:
+            if self.state.access_log:
+                self._log_access(self.response_status)
+            self.transport.close()
+            self._on_closed(Closed(1006, ""))
+
+    def _close(self, code: int, reason: str) -> None:
+        proto = self.proto
+        proto.send_close(code, reason)
+        self._flush()
+        self.deadline = self.state.now + self.state.config.ws_close_timeout
+
+    def _flush(self) -> None:
+        chunks = self.proto.data_to_send()
+        if not chunks:
+            return
+        transport = self.transport
+        close = False
+        if chunks[-1] == b"":
+            # websockets' SEND_EOF: the server ends the TCP connection first
+            # (RFC 6455 section 7.1.1).
+            chunks.pop()
+            close = True
+        if chunks:
+            transport.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+        if close:
+            transport.close()
+
+    async def _drain(self) -> None:
+        waiter = self.drain_waiter
+        if waiter is None:
+            waiter = self.drain_waiter = self.state.loop.create_future()
+            self.write_deadline = self.state.now + self.state.config.send_timeout
+        await asyncio.shield(waiter)
+        if self.closed is not None:
+            raise ClientDisconnected("WebSocket closed while waiting to send")
+
+    # -- DirectSocket (djwire.layers.direct) ---------------------------------------------
+
+    @property
+    def frame_encoder(self) -> FrameEncoder:
+        if self.proto.compressed:
+            return self.proto.encode
+        return encode_frame
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a pre-encoded data frame; False unless accepted and not closing."""
+        if self.app_state is not _OPEN or self.closed is not None or not self.proto.is_open:
+            return False
+        transport = self.transport
+        if transport.get_write_buffer_size() + len(frame) > self.state.config.write_buffer_limit:
+            # This client reads slower than the group talks. It cannot wait
+            # (fan-out never blocks), and buffering more would be unbounded.
+            logger.info("Closing WebSocket from %s: client stopped reading", self._who())
+            self.abort()
+            return False
+        transport.write(frame)
+        if self.write_paused and self.drain_waiter is None:
+            # Start the slow-reader clock as a send() would.
+            self.write_deadline = min(
+                self.write_deadline, self.state.now + self.state.config.send_timeout
+            )
+        return True
+
+    # -- running the app ---------------------------------------------------------------
+
+    async def run_asgi(self, app: Callable[..., Any]) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except RouteNotFound as exc:
+            logger.warning("Not Found: WebSocket %s (%s)", self.scope["path"], exc)
+            self._after_app(403, 1011)
+        except asyncio.CancelledError:
+            self._after_app(503, 1012)
+            raise
+        except ClientDisconnected:
+            self._after_app(500, 1011)
+        except Exception:
+            logger.exception("Exception in ASGI application for WebSocket %s", self.scope["path"])
+            self._after_app(500, 1011)
+        else:
+            self._after_app(403, 1000)
+
+    def _after_app(self, status: int, code: int) -> None:
+        """The app is done: whatever it left open is closed."""
+        state = self.app_state
+        if self.closed is not None and state is not _OPEN:
+            return
+        if state is _CONNECTING:
+            self.app_state = _CLOSED
+            self._refuse(status, b"Forbidden\n" if status == 403 else b"Internal Server Error\n")
+        elif state is WebSocketAppState.RESPONDING:
+            self.app_state = _CLOSED
+            self.abort()
+        elif state is _OPEN:
+            self.app_state = _CLOSED
+            if self.closed is None and self.proto.is_open:
+                self._close(code, "")
+
+    # -- session interface (registry) ---------------------------------------------------
+
+    def check_timeouts(self, now: float) -> None:
+        if now >= self.write_deadline:
+            logger.info("Closing WebSocket from %s: client stopped reading", self._who())
+            self.abort()
+            return
+        if now >= self.deadline:
+            if self.app_state is _CONNECTING:
+                logger.warning(
+                    "WebSocket %s: app did not accept within %ss",
+                    self.scope["path"],
+                    self.state.config.ws_handshake_timeout,
+                )
+                self.app_state = _CLOSED
+                self._refuse(503, b"Service Unavailable: handshake timed out\n")
+            else:
+                self.abort()  # closing handshake never completed
+            return
+        interval = self.state.config.ws_ping_interval
+        if interval is None or self.app_state is not _OPEN or not self.proto.is_open:
+            return
+        if self.ping_sent:
+            if self.last_heard >= self.ping_sent:
+                self.ping_sent = 0.0
+            elif now - self.ping_sent >= self.state.config.ws_ping_timeout:
+                logger.info("Closing WebSocket from %s: keepalive ping timeout", self._who())
+                self.proto.fail(1011, "keepalive ping timeout")
+                self._flush()
+                self._on_closed(Closed(1011, "keepalive ping timeout"))
+                self.deadline = now + self.state.config.ws_close_timeout
+                return
+        if not self.ping_sent and now - self.last_heard >= interval:
+            self.proto.send_ping(b"")
+            self._flush()
+            self.ping_sent = now
+
+    def shutdown(self) -> None:
+        if self.app_state is _CONNECTING:
+            self.app_state = _CLOSED
+            self._refuse(503, b"Service Unavailable: server shutting down\n")
+        elif self.proto is not None and self.proto.is_open:
+            self._close(1001, "going away")
+            self._on_closed(Closed(1001, "going away"))
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _who(self) -> str:
+        client = self.scope.get("client")
+        return f"{client[0]}:{client[1]}" if client else "unix socket"
+
+    def _log_access(self, status: int) -> None:
+        access_logger.info(
+            '%s - "WebSocket %s" %d',
+            self._who(),
+            self.scope["path"],
+            status,
+        )

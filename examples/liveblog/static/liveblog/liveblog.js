@@ -13,6 +13,17 @@
     return posts.getAttribute("data-stream") + "?since=" + encodeURIComponent(since);
   }
 
+  // The server renders times in UTC; show them in the reader's own time zone.
+  function localTimes(node) {
+    var times = node.querySelectorAll("time[datetime]");
+    for (var i = 0; i < times.length; i++) {
+      var date = new Date(times[i].getAttribute("datetime"));
+      if (!isNaN(date)) {
+        times[i].textContent = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      }
+    }
+  }
+
   function postNode(html) {
     var template = document.createElement("template");
     // Rendered by the server with the page's own template (Django escapes it).
@@ -35,6 +46,7 @@
 
   function showPost(message) {
     var node = postNode(message.html);
+    localTimes(node);
     var existing = document.getElementById(node.id);
     if (existing) {
       existing.replaceWith(node);
@@ -65,6 +77,7 @@
     empty.hidden = posts.querySelector(".post") !== null;
   }
 
+  localTimes(posts);
   var socket = djwire.connect(streamUrl);
   djwire.showStatus(socket, status, { open: "Live" });
   socket.on("message", function (message) {

@@ -3,7 +3,6 @@ and a headless Chromium driven by Playwright."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -51,21 +50,13 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_server(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    """The demo served by ``manage.py runserver`` (in-memory layer) for the session."""
-    require_djwire_runserver()
+    """The demo served by djwire (in-memory layer) for the whole session."""
     server = DemoServer(demo_env(demo_db), tmp_path_factory.mktemp("logs") / "server.log")
     server.start()
     try:
         yield server
     finally:
         server.stop()
-
-
-def require_djwire_runserver() -> None:
-    # TEMPORARY, until the server issue (#3) lands djwire's runserver: without it,
-    # manage.py runserver is Django's WSGI one, which cannot serve WebSockets.
-    if importlib.util.find_spec("djwire.management.commands.runserver") is None:
-        pytest.skip("djwire's runserver is not in the package yet (server issue)")
 
 
 def ensure_chromium() -> str:

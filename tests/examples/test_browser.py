@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .conftest import require_djwire_runserver
 from .demo import ROOT, DemoServer, demo_env, manage
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -163,7 +162,6 @@ def test_post_saved_in_the_admin_appears_live(
 def test_pages_reconnect_after_a_server_restart(
     demo_db: Path, new_page: Callable[..., Any], tmp_path: Path
 ) -> None:
-    require_djwire_runserver()
     env = demo_env(demo_db)
     server = DemoServer(env, tmp_path / "server.log")
     server.start()

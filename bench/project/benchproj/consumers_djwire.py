@@ -1,0 +1,49 @@
+"""The benchmark consumers, written against djwire (Channels-compatible API, `djwire.` imports)."""
+
+import time
+
+from djwire.generic.websocket import AsyncWebsocketConsumer
+
+GROUP = "bench"
+PAYLOAD_SIZE = 100
+
+
+def stamped(trigger: str) -> str:
+    """``"<seq> <client_ns>"`` + the server's monotonic ns right before group_send."""
+    return f"{trigger} {time.monotonic_ns()} ".ljust(PAYLOAD_SIZE, "x")
+
+
+class EchoConsumer(AsyncWebsocketConsumer):
+    """W1 and W5: send every message straight back."""
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(text_data=text_data, bytes_data=bytes_data)
+
+
+class MemberConsumer(AsyncWebsocketConsumer):
+    """W2: a member of the broadcast group; forwards each group message to its client."""
+
+    groups = [GROUP]
+
+    async def chat_message(self, event):
+        await self.send(text_data=event["text"])
+
+
+class TriggerConsumer(AsyncWebsocketConsumer):
+    """W2: the control client; each message it sends becomes one group_send."""
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.channel_layer.group_send(
+            GROUP, {"type": "chat.message", "text": stamped(text_data)}
+        )
+
+
+class DirectTriggerConsumer(AsyncWebsocketConsumer):
+    """W2, djwire's direct path: a ``websocket.send`` group message is not dispatched to
+    the members' consumers; djwire encodes the frame once and writes it to every socket
+    (djwire/layers/direct.py)."""
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.channel_layer.group_send(
+            GROUP, {"type": "websocket.send", "text": stamped(text_data)}
+        )

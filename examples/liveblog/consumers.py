@@ -23,8 +23,9 @@ def connect_blog(message: Message, slug: str) -> None:
     if blog is None:
         message.reply_channel.send({"accept": False})
         return
-    message.reply_channel.send({"accept": True})
+    # Join before accepting: once the page sees the socket open, no post is missed.
     blog_group(slug).add(message.reply_channel)
+    message.reply_channel.send({"accept": True})
     send_missed_posts(message, blog)
 
 

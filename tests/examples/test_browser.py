@@ -202,3 +202,21 @@ def test_pages_reconnect_after_a_server_restart(
             no_page_errors(page)
     finally:
         server.stop()
+
+
+def test_pages_fit_a_phone_screen(
+    demo_server: DemoServer, new_page: Callable[..., Any], tmp_path: Path
+) -> None:
+    page = new_page(viewport=(375, 740))
+    for path in ("/", "/liveblog/", "/liveblog/launch-day/", "/chat/", "/chat/phone/"):
+        page.goto(demo_server.url + path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than a phone screen"
+    wait_connected(page)
+    say(page, "Typed on a phone")
+    expect(message_line(page, "Typed on a phone")).to_be_visible()
+    # The composer stays on screen.
+    box = page.locator("#composer").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 740
+    screenshot(page, "chat-phone.png", tmp_path)
+    no_page_errors(page)

@@ -3,22 +3,28 @@ live-server test case that serves the project over real sockets."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .application import ApplicationCommunicator
 from .http import HttpCommunicator
 from .websocket import WebsocketCommunicator
 
+if TYPE_CHECKING:
+    from .live import ChannelsLiveServerTestCase, DjwireLiveServerTestCase, LiveServer
+
 __all__ = [
     "ApplicationCommunicator",
+    "ChannelsLiveServerTestCase",
+    "DjwireLiveServerTestCase",
     "HttpCommunicator",
+    "LiveServer",
     "WebsocketCommunicator",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # The live server pulls in the interface server; import it only when asked.
-    if name in ("DjwireLiveServerTestCase", "ChannelsLiveServerTestCase"):
+    if name in ("DjwireLiveServerTestCase", "ChannelsLiveServerTestCase", "LiveServer"):
         from . import live
 
         return getattr(live, name)

@@ -60,6 +60,10 @@ def database_connections_kept() -> Iterator[None]:
 class ApplicationCommunicator(BaseApplicationCommunicator):
     """Send ASGI events to an application and receive what it sends back."""
 
+    # So asgiref's __del__ works even when a subclass rejected its arguments
+    # before calling __init__.
+    _future: Any = None
+
     def __init__(self, application: Any, scope: Any) -> None:
         super().__init__(application, scope)  # type: ignore[no-untyped-call]
 

@@ -1,0 +1,61 @@
+"""The project application the live-server tests serve (ASGI_APPLICATION points here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.asgi import get_asgi_application
+from django.urls import path, re_path
+
+from djwire.auth import AuthMiddlewareStack
+from djwire.db import database_sync_to_async
+from djwire.generic.http import AsyncHttpConsumer
+from djwire.generic.websocket import AsyncJsonWebsocketConsumer
+from djwire.routing import ProtocolTypeRouter, URLRouter
+from djwire.security.websocket import AllowedHostsOriginValidator
+
+
+@database_sync_to_async
+def count_users() -> int:
+    return User.objects.count()
+
+
+class Chat(AsyncJsonWebsocketConsumer):
+    groups = ["live-chat"]
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.send_json({"user": self.scope["user"].username, "users": await count_users()})
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if content.get("crash"):
+            raise RuntimeError("consumer crashed on purpose")
+        await self.channel_layer.group_send(  # type: ignore[union-attr]
+            "live-chat", {"type": "chat.message", "text": content["text"]}
+        )
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send_json({"text": event["text"]})
+
+
+class Events(AsyncHttpConsumer):
+    """Server-Sent Events: three events, then the end of the stream."""
+
+    async def handle(self, body: bytes) -> None:
+        await self.send_headers(headers=[(b"content-type", b"text/event-stream")])
+        for n in range(3):
+            await self.send_body(f"data: {n}\n\n".encode(), more_body=True)
+        await self.send_body(b"")
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter(
+            [path("events/", Events.as_asgi()), re_path(r"^", get_asgi_application())]
+        ),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter([path("ws/chat/", Chat.as_asgi())]))
+        ),
+    }
+)

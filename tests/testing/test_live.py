@@ -1,0 +1,148 @@
+"""The live-server test case serves the project through djwire's server over real
+sockets, with the test database and the in-memory channel layer shared."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import override_settings
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from djwire.layers import get_channel_layer
+from djwire.routing import route
+from djwire.testing import ChannelsLiveServerTestCase, DjwireLiveServerTestCase, LiveServer
+
+TIMEOUT = 5
+
+
+def test_channels_name_is_an_alias() -> None:
+    assert ChannelsLiveServerTestCase is DjwireLiveServerTestCase
+
+
+@override_settings(ASGI_APPLICATION="tests.testing.live_app.application")
+class ChatOverRealSockets(DjwireLiveServerTestCase):
+    def open(self, path: str = "/ws/chat/", **kwargs: Any) -> ClientConnection:
+        kwargs.setdefault("origin", self.live_server_url)
+        return connect(self.live_server_ws_url + path, open_timeout=TIMEOUT, **kwargs)
+
+    def receive_json(self, socket: ClientConnection) -> Any:
+        return json.loads(socket.recv(timeout=TIMEOUT))
+
+    def test_urls_point_at_the_loopback_server(self) -> None:
+        assert self.live_server_url.startswith("http://localhost:")
+        assert self.live_server_ws_url == "ws" + self.live_server_url[4:]
+
+    def test_django_views_are_served(self) -> None:
+        with urllib.request.urlopen(self.live_server_url + "/hello/", timeout=TIMEOUT) as page:
+            assert page.read() == b"Hello, world"
+
+    def test_server_sent_events_stream_over_http(self) -> None:
+        with urllib.request.urlopen(self.live_server_url + "/events/", timeout=TIMEOUT) as page:
+            assert page.headers["content-type"] == "text/event-stream"
+            assert page.read() == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+
+    def test_a_chat_between_two_sockets(self) -> None:
+        with self.open() as alice, self.open() as bob:
+            self.receive_json(alice), self.receive_json(bob)
+            alice.send(json.dumps({"text": "hello bob"}))
+            assert self.receive_json(bob) == {"text": "hello bob"}
+            assert self.receive_json(alice) == {"text": "hello bob"}
+
+    def test_the_server_sees_the_test_database_and_the_login(self) -> None:
+        user = User.objects.create_user("ada", password="pw")
+        self.client.force_login(user)
+        session_key = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        cookie = f"{settings.SESSION_COOKIE_NAME}={session_key}"
+        with self.open(additional_headers={"Cookie": cookie}) as socket:
+            assert self.receive_json(socket) == {"user": "ada", "users": 1}
+
+    def test_the_test_can_group_send_to_served_sockets(self) -> None:
+        with self.open() as socket:
+            self.receive_json(socket)
+            layer = get_channel_layer()
+            assert layer is not None
+            async_to_sync(layer.group_send)("live-chat", {"type": "chat.message", "text": "x"})
+            assert self.receive_json(socket) == {"text": "x"}
+
+    def test_a_foreign_origin_gets_403(self) -> None:
+        with pytest.raises(InvalidStatus) as caught:
+            self.open(origin="http://evil.example")
+        assert caught.value.response.status_code == 403
+
+    def test_a_path_without_a_route_is_refused_not_left_hanging(self) -> None:
+        with pytest.raises(InvalidStatus) as caught:
+            self.open("/ws/nowhere/")
+        assert caught.value.response.status_code in (403, 404)
+
+    def test_a_consumer_that_raises_closes_the_socket_with_1011(self) -> None:
+        with self.open() as socket:
+            self.receive_json(socket)
+            socket.send(json.dumps({"crash": True}))
+            with pytest.raises(ConnectionClosed) as caught:
+                socket.recv(timeout=TIMEOUT)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1011
+
+
+def connect_blog(message: Any, slug: str) -> None:
+    from djwire import Group
+
+    message.reply_channel.send({"accept": True})
+    Group("liveblog-" + slug).add(message.reply_channel)
+
+
+channel_routing = [
+    route("websocket.connect", connect_blog, path=r"^/liveblog/(?P<slug>[^/]+)/stream/$")
+]
+
+
+@override_settings(
+    ASGI_APPLICATION=None,
+    CHANNEL_LAYERS={
+        "default": {
+            "BACKEND": "djwire.layers.InMemoryChannelLayer",
+            "ROUTING": "tests.testing.test_live.channel_routing",
+        }
+    },
+)
+class ClassicOverRealSockets(DjwireLiveServerTestCase):
+    def test_the_classic_liveblog_example(self) -> None:
+        from djwire import Group
+
+        url = self.live_server_ws_url + "/liveblog/release/stream/"
+        with connect(url, open_timeout=TIMEOUT) as socket:
+            # The consumer accepts, then joins the group (in a thread): wait for that.
+            layer = get_channel_layer()
+            assert layer is not None
+            deadline = time.monotonic() + TIMEOUT
+            while not async_to_sync(layer.group_channels)("liveblog-release"):
+                assert time.monotonic() < deadline, "the socket never joined the group"
+                time.sleep(0.01)
+            Group("liveblog-release").send({"text": json.dumps({"title": "5.0"})})
+            assert json.loads(socket.recv(timeout=TIMEOUT)) == {"title": "5.0"}
+
+
+def test_live_server_context_manager_serves_any_application() -> None:
+    async def hello(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await receive()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"plain asgi"})
+        elif scope["type"] == "lifespan":
+            while True:
+                event = await receive()
+                await send({"type": event["type"] + ".complete"})
+                if event["type"] == "lifespan.shutdown":
+                    return
+
+    with LiveServer(hello) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(server.url + "/", timeout=TIMEOUT) as page:
+            assert page.read() == b"plain asgi"

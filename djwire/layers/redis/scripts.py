@@ -1,0 +1,183 @@
+"""The Lua scripts: each does one layer operation atomically inside Redis.
+
+Scripts touch only the keys passed in KEYS, and all of those share one hash tag
+(see :mod:`.sharding`), so every script runs unchanged on a single server, on a
+shard, and in Redis Cluster. Items start with a 13-digit deadline (see
+:mod:`.envelope`), which is all the scripts ever read of them. Needs Redis >= 6.2
+(``LPOP key count``, ``ZADD GT``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+Command = tuple[bytes | str | int | float, ...]
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+    def evalsha(self, keys: tuple[bytes, ...], args: tuple[bytes | str | int, ...]) -> Command:
+        return (b"EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def eval(self, keys: tuple[bytes, ...], args: tuple[bytes | str | int, ...]) -> Command:
+        return (b"EVAL", self.source, len(keys), *keys, *args)
+
+    def load(self) -> Command:
+        return (b"SCRIPT", b"LOAD", self.source)
+
+
+#: Push one item to a process inbox. KEYS: inbox, rejections.
+#: ARGV: item, capacity, ttl, wake channel, publish command, writer.
+#: Returns 0, or -1 when the inbox is full (then the writer's refusal is counted in
+#: the rejections hash, so the receiver does not mistake it for a loss).
+PUSH_INBOX = Script(
+    "push_inbox",
+    """
+local n = redis.call('LLEN', KEYS[1])
+if n >= tonumber(ARGV[2]) then
+  if ARGV[6] ~= '' then
+    redis.call('HINCRBY', KEYS[2], ARGV[6], 1)
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+  end
+  return -1
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if n == 0 then redis.call(ARGV[5], ARGV[4], '') end
+return 0
+""",
+)
+
+#: Push one item to a named channel. KEYS: channel list.
+#: ARGV: item, capacity, ttl, wake channel, publish command, now (ms).
+#: When full, expired items at the head are dropped first (expired messages free
+#: capacity). Returns how many expired items were dropped, or -1 when still full.
+PUSH_CHANNEL = Script(
+    "push_channel",
+    """
+local key = KEYS[1]
+local n = redis.call('LLEN', key)
+local dropped = 0
+if n >= tonumber(ARGV[2]) then
+  local now = tonumber(ARGV[6])
+  while n > 0 do
+    local head = redis.call('LINDEX', key, 0)
+    if tonumber(string.sub(head, 1, 13)) > now then break end
+    redis.call('LPOP', key)
+    n = n - 1
+    dropped = dropped + 1
+  end
+  if n >= tonumber(ARGV[2]) then return -1 end
+end
+redis.call('RPUSH', key, ARGV[1])
+redis.call('EXPIRE', key, ARGV[3])
+if n == 0 then redis.call(ARGV[5], ARGV[4], '') end
+return dropped
+""",
+)
+
+#: Take up to ``count`` items, cancel-safely. KEYS: list, taken, rejections.
+#: ARGV: id of the batch the caller has delivered, id for the new batch, count, ttl.
+#: The batch is also kept in ``taken`` until the caller names it as delivered in its
+#: next call, so a caller that dies or is cancelled mid-call gets the same batch
+#: back next time instead of losing it. Returns {} or {batch id, rejections, items...}.
+TAKE = Script(
+    "take",
+    """
+local head = redis.call('LINDEX', KEYS[2], 0)
+if head then
+  if head ~= ARGV[1] then return redis.call('LRANGE', KEYS[2], 0, -1) end
+  redis.call('DEL', KEYS[2])
+end
+local items = redis.call('LPOP', KEYS[1], tonumber(ARGV[3]))
+local rejected = redis.call('HGETALL', KEYS[3])
+if not items then
+  if #rejected == 0 then return {} end
+  items = {}
+end
+if #rejected > 0 then redis.call('DEL', KEYS[3]) end
+local counts = table.concat(rejected, ' ')
+redis.call('RPUSH', KEYS[2], ARGV[2], counts, unpack(items))
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+table.insert(items, 1, counts)
+table.insert(items, 1, ARGV[2])
+return items
+""",
+)
+
+#: KEYS: members, processes, named. ARGV: channel, deadline (ms), process token or
+#: '' for a named channel, ttl.
+GROUP_ADD = Script(
+    "group_add",
+    """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+else
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+return 1
+""",
+)
+
+#: Re-register many members of one group after Redis lost them (restart).
+#: KEYS: members, processes, named. ARGV: process token ('' for named channels),
+#: ttl, then deadline/channel pairs.
+GROUP_RESTORE = Script(
+    "group_restore",
+    """
+local latest = 0
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[i], ARGV[i + 1])
+  if ARGV[1] == '' then redis.call('ZADD', KEYS[3], 'GT', ARGV[i], ARGV[i + 1]) end
+  if tonumber(ARGV[i]) > latest then latest = tonumber(ARGV[i]) end
+end
+if latest > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  if ARGV[1] ~= '' then
+    redis.call('ZADD', KEYS[2], 'GT', latest, ARGV[1])
+    redis.call('EXPIRE', KEYS[2], ARGV[2])
+  else
+    redis.call('EXPIRE', KEYS[3], ARGV[2])
+  end
+end
+return 1
+""",
+)
+
+#: KEYS: members, processes, named. ARGV: channel, process token to drop from the
+#: processes set ('' to keep it: the process still has other members).
+GROUP_DISCARD = Script(
+    "group_discard",
+    """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[2]) end
+return 1
+""",
+)
+
+#: Where a group message must go. KEYS: members, processes, named. ARGV: now (ms).
+#: Returns {process tokens, named channels}, after dropping expired entries.
+GROUP_TARGETS = Script(
+    "group_targets",
+    """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+return {redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('ZRANGE', KEYS[3], 0, -1)}
+""",
+)
+
+ALL = (PUSH_INBOX, PUSH_CHANNEL, TAKE, GROUP_ADD, GROUP_RESTORE, GROUP_DISCARD, GROUP_TARGETS)

@@ -8,6 +8,7 @@ worker process holds their socket.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import shutil
@@ -96,8 +97,11 @@ def test_post_saved_by_another_process_appears_live(
     redis_demo: tuple[DemoServer, dict[str, str]],
 ) -> None:
     server, env = redis_demo
-    readers = [open_socket(server, "/liveblog/launch-day/stream/") for _ in range(4)]
-    try:
+    with contextlib.ExitStack() as stack:
+        readers = [
+            stack.enter_context(open_socket(server, "/liveblog/launch-day/stream/"))
+            for _ in range(4)
+        ]
         # connect_blog joins the group before it accepts: once open, a socket is in.
         output = manage(
             env, "liveblog_post", "launch-day", "Posted from a shell", "--title", "CLI"
@@ -114,22 +118,18 @@ def test_post_saved_by_another_process_appears_live(
             message = receive(ws)
             assert (message["event"], message["id"]) == ("updated", post_id)
             assert "Corrected" in message["html"]
-    finally:
-        for ws in readers:
-            ws.close()
 
 
 def test_chat_reaches_members_on_every_worker_process(
     redis_demo: tuple[DemoServer, dict[str, str]],
 ) -> None:
     server, _ = redis_demo
-    members = [open_socket(server, "/ws/chat/redis-room/") for _ in range(6)]
-    try:
+    with contextlib.ExitStack() as stack:
+        members = [
+            stack.enter_context(open_socket(server, "/ws/chat/redis-room/")) for _ in range(6)
+        ]
         for ws in members:
             assert receive(ws)["type"] == "welcome"
         members[0].send(json.dumps({"type": "message", "text": "to everyone"}))
         for ws in members:
             assert receive(ws)["message"]["text"] == "to everyone"
-    finally:
-        for ws in members:
-            ws.close()

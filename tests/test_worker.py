@@ -12,6 +12,10 @@ from djwire.layers import InMemoryChannelLayer
 from djwire.routing import ChannelNameRouter, route
 from djwire.worker import Worker
 
+# Consumers close stale DB connections between messages, as Django does between
+# requests; once other tests opened one, that touches the (test) database.
+pytestmark = pytest.mark.django_db
+
 
 async def run_worker_until(worker: Worker, done: asyncio.Event) -> None:
     task = asyncio.ensure_future(worker.handle())

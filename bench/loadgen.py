@@ -53,6 +53,26 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def server_cpu_seconds(pid: int | None) -> float:
+    """CPU time used so far by the server's process tree (0 when no pid is given).
+
+    On a shared machine the server may not get its whole core; throughput per
+    server CPU-second shows the cost per message regardless of that noise.
+    """
+    if not pid:
+        return 0.0
+    import psutil
+
+    total = 0.0
+    processes = [psutil.Process(pid)]
+    processes += processes[0].children(recursive=True)
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 async def connect_many(
     port: int, path: str, count: int, factory: Callable[[], WSListener]
 ) -> tuple[list[WSTransport], list[WSListener], int]:
@@ -137,13 +157,14 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
     for transport, listener in zip(transports, listeners, strict=True):
         listener.send_one(transport)  # type: ignore[attr-defined]
     await asyncio.sleep(args.warmup)
-    cpu0 = cpu_seconds()
+    cpu0, server0 = cpu_seconds(), server_cpu_seconds(args.server_pid)
     start = time.perf_counter()
     state.phase = 1
     await asyncio.sleep(args.seconds)
     state.phase = 2
     elapsed = time.perf_counter() - start
     cpu = cpu_seconds() - cpu0
+    server_cpu = server_cpu_seconds(args.server_pid) - server0
     count = state.count
     drain_until = time.monotonic() + 5
     while state.in_flight > 0 and time.monotonic() < drain_until:  # noqa: ASYNC110
@@ -159,6 +180,8 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
         "p50_ms": percentile(latencies, 0.50) / 1e6,
         "p99_ms": percentile(latencies, 0.99) / 1e6,
         "client_cpu": cpu / elapsed,
+        "server_cpu": server_cpu / elapsed,
+        "msgs_per_server_cpu_s": count / server_cpu if server_cpu else None,
         "unanswered": state.in_flight,
     }
 
@@ -269,7 +292,7 @@ async def run_group(args: argparse.Namespace) -> dict[str, Any]:
     # Burst: all sends back to back, then wait for every delivery (bounded).
     burst = range(1 + args.paced, total_seqs)
     before = state.total
-    cpu0 = cpu_seconds()
+    cpu0, server0 = cpu_seconds(), server_cpu_seconds(args.server_pid)
     for seq in burst:
         trigger(seq)
     expected = before + len(burst) * members
@@ -282,6 +305,7 @@ async def run_group(args: argparse.Namespace) -> dict[str, Any]:
         elif time.monotonic() - last_change > 10:
             break  # nothing arrived for 10 s: messages were lost
     cpu = cpu_seconds() - cpu0
+    server_cpu = server_cpu_seconds(args.server_pid) - server0
     summary = latency_summary(state, burst, members)
     delivered = state.total - before
     end = max(state.last[s] for s in burst)
@@ -289,6 +313,9 @@ async def run_group(args: argparse.Namespace) -> dict[str, Any]:
     summary["deliveries_per_s"] = delivered / span if span > 0 else float("nan")
     summary["span_s"] = span
     summary["client_cpu"] = cpu / span if span > 0 else float("nan")
+    # Measured until the wait ended (a little after the last receipt): an upper bound.
+    summary["server_cpu_s"] = server_cpu
+    summary["deliveries_per_server_cpu_s"] = delivered / server_cpu if server_cpu else None
     result["burst"] = summary
     await close_all([*transports, control])
     return result
@@ -374,6 +401,8 @@ def main() -> None:
     group.add_argument("--burst-budget", type=float, default=180)
     idle = sub.add_parser("idle")
     idle.add_argument("--server-pid", type=int, required=True)
+    for p in (echo, group):
+        p.add_argument("--server-pid", type=int, default=0)
     idle.add_argument("--connections", type=int, default=5000)
     for p in (echo, group, idle):
         p.add_argument("--port", type=int, required=True)

@@ -211,13 +211,23 @@ def loadgen(cpu: str, *args: str, timeout: float = 900) -> dict[str, Any]:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
-def wrk(cpu: str, port: int, seconds: float, connections: int) -> dict[str, Any]:
+def server_cpu_seconds(pid: int) -> float:
+    sys.path.insert(0, str(BENCH))
+    from loadgen import server_cpu_seconds as measure_tree
+
+    return measure_tree(pid)
+
+
+def wrk(cpu: str, port: int, seconds: float, connections: int, pid: int) -> dict[str, Any]:
     url = f"http://{HOST}:{port}/hello/"
     base = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{connections}", "--latency"]
     subprocess.run([*base, "-d2s", url], capture_output=True, timeout=60, check=False)  # warm-up
+    server0, t0 = server_cpu_seconds(pid), time.monotonic()
     done = subprocess.run(
         [*base, f"-d{seconds:g}s", url], capture_output=True, text=True, timeout=seconds + 60
     )
+    server_cpu = server_cpu_seconds(pid) - server0
+    wall = time.monotonic() - t0
     out = done.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s|m)\b", out)
@@ -230,6 +240,8 @@ def wrk(cpu: str, port: int, seconds: float, connections: int) -> dict[str, Any]
         "req_per_s": float(rps.group(1)),
         "p50_ms": float(p50.group(1)) * _UNITS[p50.group(2)],
         "p99_ms": float(p99.group(1)) * _UNITS[p99.group(2)],
+        "server_cpu": server_cpu / wall,
+        "req_per_server_cpu_s": float(rps.group(1)) * wall / server_cpu if server_cpu else None,
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(1).strip() if errors else "",
     }
@@ -245,15 +257,17 @@ def measure(workload: str, row: Row, run: int, args: argparse.Namespace) -> dict
                 result[f"c{clients}"] = loadgen(
                     args.client_cpu, "echo", "--port", str(server.port),
                     "--clients", str(clients), "--seconds", str(args.seconds),
+                    "--server-pid", str(server.pid),
                 )  # fmt: skip
             return result
         if workload == "w2":
             return loadgen(
                 args.client_cpu, "group", "--port", str(server.port), "--mode", row.group_mode,
                 "--members", str(args.members), "--burst", "50", "--paced", str(args.paced),
+                "--server-pid", str(server.pid),
             )  # fmt: skip
         if workload == "w4":
-            return wrk(args.client_cpu, server.port, args.seconds * 2, 64)
+            return wrk(args.client_cpu, server.port, args.seconds * 2, 64, server.pid)
         if workload == "w5":
             return loadgen(
                 args.client_cpu, "idle", "--port", str(server.port),
@@ -286,14 +300,24 @@ METRICS = [
     Metric("w1", ("c100", "msgs_per_s"), "100 clients msgs/s", True),
     Metric("w1", ("c100", "p50_ms"), "100 clients p50 ms", False, digits=2),
     Metric("w1", ("c100", "p99_ms"), "100 clients p99 ms", False, digits=2),
+    Metric("w1", ("c100", "server_cpu"), "100 clients server CPU", False, digits=2),
+    Metric("w1", ("c100", "msgs_per_server_cpu_s"), "100 clients msgs per server CPU-s", True),
     Metric("w2", ("burst", "deliveries_per_s"), "burst deliveries/s", True),
     Metric("w2", ("burst", "p99_ms"), "burst p99 ms (send->last)", False, digits=1),
     Metric("w2", ("burst", "client_p99_ms"), "burst p99 ms (trigger->last)", False, digits=0),
+    Metric(
+        "w2",
+        ("burst", "deliveries_per_server_cpu_s"),
+        "burst deliveries per server CPU-s",
+        True,
+    ),
     Metric("w2", ("paced", "p50_ms"), "paced p50 ms", False, digits=2),
     Metric("w2", ("paced", "p99_ms"), "paced p99 ms", False, digits=2),
     Metric("w4", ("req_per_s",), "requests/s", True),
     Metric("w4", ("p50_ms",), "p50 ms", False, digits=2),
     Metric("w4", ("p99_ms",), "p99 ms", False, digits=2),
+    Metric("w4", ("server_cpu",), "server CPU", False, digits=2),
+    Metric("w4", ("req_per_server_cpu_s",), "requests per server CPU-s", True),
     Metric("w5", ("kib_per_connection",), "KiB per idle connection", False, digits=1),
     Metric("w5", ("connections",), "connections held", True),
 ]
@@ -398,7 +422,7 @@ def table(results: Results, workload: str, rows: list[Row]) -> list[str]:
                 for m in metrics:
                     a = results.median(workload, row.key, m)
                     b = results.median(workload, peer.key, m)
-                    if a is None or b in (None, 0) or m.label == "connections held":
+                    if a is None or b in (None, 0) or m.label.endswith(("held", "server CPU")):
                         continue
                     if "p50" in m.label and workload != "w2":
                         continue
@@ -654,6 +678,7 @@ def main() -> None:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--echo-chars", type=int, default=400, help="per-run output shown")
     args = parser.parse_args()
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     only = {r.strip() for r in args.rows.split(",") if r.strip()}
@@ -668,7 +693,7 @@ def main() -> None:
                 t0 = time.monotonic()
                 result = measure(workload, row, run, args)
                 results.add(workload, row.key, result)
-                brief = json.dumps(result)[:400]
+                brief = json.dumps(result)[: args.echo_chars]
                 print(
                     f"[run {run}] {workload} {row.key} ({time.monotonic() - t0:.0f}s): {brief}",
                     flush=True,

@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 bench/.venv/bin/pip install -q --upgrade pip
 bench/.venv/bin/pip install -q -e '.[redis,uvloop]' \
     'channels==4.3.1' 'daphne' 'uvicorn[standard]' 'channels_redis' 'gunicorn' \
-    'picows' 'websockets' 'starlette' 'matplotlib' 'psutil'
+    'picows' 'websockets' 'starlette' 'matplotlib' 'psutil' 'py-spy'
 if ! command -v wrk >/dev/null; then
     if command -v apt-get >/dev/null; then
         apt-get install -y -q wrk >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null)

@@ -1,0 +1,114 @@
+"""Profile one benchmark row's server with py-spy while its workload runs.
+
+    bench/.venv/bin/python bench/spy.py w1 djwire            # W1, 100 clients
+    bench/.venv/bin/python bench/spy.py w2 djwire-direct
+    bench/.venv/bin/python bench/spy.py w4 djwire
+
+Writes bench/profiles/<workload>-<row>.raw (py-spy collapsed stacks, for flame
+graph tools) and .txt (functions by own and by total sample share), using the same server command, pinning and load
+generator as bench/run.py. Profiles are a sampling of one run: read shares, not
+absolute times (py-spy slows the server a little while it samples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import run as bench
+
+PROFILES = bench.BENCH / "profiles"
+
+
+def summarize(raw: str, top: int) -> str:
+    """Own and total shares per function from py-spy's collapsed stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        samples += count
+        frames = [f for f in stack.split(";") if f]
+        if not frames:
+            continue
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    out = [f"{samples} samples", "", "own %  function (file:line)"]
+    out += [f"{100 * n / samples:5.1f}  {name}" for name, n in own.most_common(top)]
+    out += ["", "total %  function (file:line)"]
+    out += [f"{100 * n / samples:5.1f}  {name}" for name, n in total.most_common(top)]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("workload", choices=sorted(bench.ROWS))
+    parser.add_argument("row")
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--clients", type=int, default=100, help="W1 clients")
+    parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--native", action="store_true", help="include C frames (uvloop etc.)")
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--client-cpu", default="1")
+    args = parser.parse_args()
+    row = next((r for r in bench.ROWS[args.workload] if r.key == args.row), None)
+    if row is None:
+        keys = ", ".join(r.key for r in bench.ROWS[args.workload])
+        raise SystemExit(f"unknown row {args.row!r} for {args.workload}; one of: {keys}")
+
+    PROFILES.mkdir(exist_ok=True)
+    name = f"{args.workload}-{row.key}"
+    server = bench.RunningServer(row.server, args.server_cpu, f"profile-{name}")
+    try:
+        server.wait_ready()
+        raw_path = PROFILES / f"{name}.raw"
+        spy = [
+            str(bench.VENV_BIN / "py-spy"), "record", "--pid", str(server.pid),
+            "--rate", str(args.rate), "--format", "raw", "--output", str(raw_path),
+            "--duration", str(int(args.seconds + 30)), "--subprocesses",
+        ]  # fmt: skip
+        if args.native:
+            spy.append("--native")
+        # py-spy runs on the load generator's core so that it does not steal the server's.
+        profiler = subprocess.Popen(["taskset", "-c", args.client_cpu, *spy])
+        time.sleep(1)
+        port = str(server.port)
+        pid = str(server.pid)
+        if args.workload == "w1":
+            load = ["echo", "--port", port, "--clients", str(args.clients)]
+            result = bench.loadgen(
+                args.client_cpu, *load, "--seconds", str(args.seconds), "--server-pid", pid
+            )
+        elif args.workload == "w2":
+            load = ["group", "--port", port, "--mode", row.group_mode, "--server-pid", pid]
+            result = bench.loadgen(args.client_cpu, *load, "--paced", "200", "--burst", "200")
+        elif args.workload == "w4":
+            result = bench.wrk(args.client_cpu, server.port, args.seconds, 64, server.pid)
+        else:
+            load = ["idle", "--port", port, "--server-pid", pid]
+            result = bench.loadgen(args.client_cpu, *load)
+        profiler.send_signal(2)  # SIGINT: py-spy writes what it has
+        profiler.wait(60)
+        print(result)
+    finally:
+        server.stop()
+    raw = raw_path.read_text()
+    (PROFILES / f"{name}.txt").write_text(
+        f"# {name}: {row.label}\n# load result: {result}\n\n" + summarize(raw, args.top)
+    )
+    print(f"wrote {PROFILES / (name + '.txt')}")
+
+
+if __name__ == "__main__":
+    main()

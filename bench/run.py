@@ -47,6 +47,8 @@ HOST = "127.0.0.1"
 APP = "benchproj.asgi:application"
 BARE_APP = "benchproj.bare:application"
 NOTES = BENCH / "NOTES.md"
+#: Above this CPU share the load generator, not the server, may be the limit.
+CLIENT_BOUND = 0.9
 
 
 # -- servers --------------------------------------------------------------------------------
@@ -291,18 +293,28 @@ class Metric:
     higher_is_better: bool
     unit: str = ""
     digits: int = 0
+    #: where the load generator's CPU share for this number is, to flag client-bound cells
+    client_cpu: tuple[str, ...] | None = None
 
 
 METRICS = [
-    Metric("w1", ("c1", "msgs_per_s"), "1 client msgs/s", True),
+    Metric("w1", ("c1", "msgs_per_s"), "1 client msgs/s", True, client_cpu=("c1", "client_cpu")),
     Metric("w1", ("c1", "p50_ms"), "1 client p50 ms", False, digits=3),
     Metric("w1", ("c1", "p99_ms"), "1 client p99 ms", False, digits=3),
-    Metric("w1", ("c100", "msgs_per_s"), "100 clients msgs/s", True),
+    Metric(
+        "w1", ("c100", "msgs_per_s"), "100 clients msgs/s", True, client_cpu=("c100", "client_cpu")
+    ),
     Metric("w1", ("c100", "p50_ms"), "100 clients p50 ms", False, digits=2),
     Metric("w1", ("c100", "p99_ms"), "100 clients p99 ms", False, digits=2),
     Metric("w1", ("c100", "server_cpu"), "100 clients server CPU", False, digits=2),
     Metric("w1", ("c100", "msgs_per_server_cpu_s"), "100 clients msgs per server CPU-s", True),
-    Metric("w2", ("burst", "deliveries_per_s"), "burst deliveries/s", True),
+    Metric(
+        "w2",
+        ("burst", "deliveries_per_s"),
+        "burst deliveries/s",
+        True,
+        client_cpu=("burst", "client_cpu"),
+    ),
     Metric("w2", ("burst", "p99_ms"), "burst p99 ms (send->last)", False, digits=1),
     Metric("w2", ("burst", "client_p99_ms"), "burst p99 ms (trigger->last)", False, digits=0),
     Metric(
@@ -408,9 +420,24 @@ def table(results: Results, workload: str, rows: list[Row]) -> list[str]:
         return []
     head = "| stack | " + " | ".join(m.label for m in metrics) + " |"
     lines = [head, "|---|" + "---:|" * len(metrics)]
+    bound = False
     for row in present:
-        cells = [fmt(results.median(workload, row.key, m), m.digits) for m in metrics]
+        cells = []
+        for m in metrics:
+            cell = fmt(results.median(workload, row.key, m), m.digits)
+            if m.client_cpu:
+                share = results.median(workload, row.key, Metric(workload, m.client_cpu, "", True))
+                if share is not None and share > CLIENT_BOUND:
+                    cell += " †"
+                    bound = True
+            cells.append(cell)
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    if bound:
+        lines += [
+            "",
+            f"† the load generator used more than {CLIENT_BOUND:.0%} of its core here: "
+            "the server may be able to go faster than this number shows.",
+        ]
     # Ratios of the djwire rows against each Channels peer on the headline metrics.
     ours = [r for r in present if r.key.startswith("djwire") and not r.key.endswith("bare")]
     peers = [r for r in present if r.key in ("daphne", "uvicorn", "gunicorn")]

@@ -5,9 +5,11 @@
     bench/.venv/bin/python bench/spy.py w4 djwire
 
 Writes bench/profiles/<workload>-<row>.raw (py-spy collapsed stacks, for flame
-graph tools) and .txt (functions by own and by total sample share), using the same server command, pinning and load
-generator as bench/run.py. Profiles are a sampling of one run: read shares, not
-absolute times (py-spy slows the server a little while it samples).
+graph tools) and .txt (functions by own and by total sample share, and with
+--native the syscalls by the Python line that made them), using the same server
+command, pinning and load generator as bench/run.py. Profiles sample one run:
+read shares, not absolute times (py-spy slows the server while it samples, and
+ptrace sampling over-represents time spent in system calls).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def summarize(raw: str, top: int) -> str:
     """Own and total shares per function from py-spy's collapsed stacks."""
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
+    syscalls: collections.Counter[str] = collections.Counter()
     samples = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -41,12 +44,19 @@ def summarize(raw: str, top: int) -> str:
         if not frames:
             continue
         own[frames[-1]] += count
+        if "libc" in frames[-1]:
+            python = [f for f in frames if ".py:" in f]
+            leaf = frames[-1].split(" ")[0]
+            syscalls[f"{leaf} <- {python[-1] if python else '?'}"] += count
         for frame in set(frames):
             total[frame] += count
     out = [f"{samples} samples", "", "own %  function (file:line)"]
     out += [f"{100 * n / samples:5.1f}  {name}" for name, n in own.most_common(top)]
     out += ["", "total %  function (file:line)"]
     out += [f"{100 * n / samples:5.1f}  {name}" for name, n in total.most_common(top)]
+    if syscalls:
+        out += ["", "own %  C leaf in libc <- nearest Python frame (with --native)"]
+        out += [f"{100 * n / samples:5.1f}  {k}" for k, n in syscalls.most_common(top)]
     return "\n".join(out) + "\n"
 
 

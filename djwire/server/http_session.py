@@ -124,10 +124,16 @@ class HttpSession(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         self.client_eof = True
-        if self.cycle is not None:
-            # Half-closed client: finish writing the answer, then close.
-            return True
-        return None
+        cycle = self.cycle
+        if cycle is None:
+            return None  # close
+        # The client has nothing more to say. Requests it already sent are still
+        # answered (a half-closed client reads on), but an app waiting in
+        # receive() for the end of the exchange learns it is over.
+        for item in (cycle, *self.pipeline):
+            if isinstance(item, RequestCycle):
+                item.on_client_eof()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = HttpPhase.CLOSED
@@ -181,7 +187,9 @@ class HttpSession(asyncio.Protocol):
             self.abort()  # lingering close over
 
     def shutdown(self) -> None:
-        if self.phase in (HttpPhase.IDLE, HttpPhase.HEAD):
+        if self.phase is HttpPhase.CLOSED:
+            self.transport.close()  # stop lingering
+        elif self.phase in (HttpPhase.IDLE, HttpPhase.HEAD):
             self._close()
         # BUSY: the answer in progress completes, then the connection closes
         # because response_done() sees state.shutting_down.
@@ -281,7 +289,7 @@ class HttpSession(asyncio.Protocol):
         if (
             not cycle.keep_alive()
             or cycle.more_body
-            or self.client_eof
+            or (self.client_eof and not self.pipeline)
             or state.shutting_down
             or self.phase is HttpPhase.CLOSED
         ):
@@ -367,6 +375,7 @@ class RequestCycle:
         "app_state",
         "body",
         "body_size",
+        "client_eof",
         "disconnected",
         "expect_continue",
         "final_sent",
@@ -429,6 +438,7 @@ class RequestCycle:
         #: The client is gone, or the server answered in the app's stead (408,
         #: 413): the app's messages are still checked but no longer written.
         self.disconnected = False
+        self.client_eof = False
         self.expect_continue = request.expect_continue and request.has_body
         self.waiter: asyncio.Future[None] | None = None
         self.app_state = HttpAppState.START
@@ -454,6 +464,12 @@ class RequestCycle:
         self.disconnected = True
         self._wake()
 
+    def on_client_eof(self) -> None:
+        self.client_eof = True
+        if self.more_body:
+            self.disconnected = True  # the body will never be complete
+        self._wake()
+
     def _wake(self) -> None:
         waiter = self.waiter
         if waiter is not None:
@@ -470,8 +486,8 @@ class RequestCycle:
                 return _DISCONNECT
             if self.body or (not self.more_body and not self.final_sent):
                 return self._take_body()
-            if self.app_state is HttpAppState.DONE:
-                return _DISCONNECT  # answered; nothing more will come
+            if self.app_state is HttpAppState.DONE or self.client_eof:
+                return _DISCONNECT  # answered, or the client has stopped talking
             if self.expect_continue:
                 # RFC 9110 section 10.1.1: the client waits for this to send.
                 self.expect_continue = False

@@ -41,7 +41,10 @@ class Table(Generic[S]):
         try:
             return self.moves[state][event]
         except KeyError:
-            raise UnexpectedMessage(event, self.expected(state), state=state.name) from None
+            # "http.response.body:last" is the table's name for a final chunk;
+            # the app sent "http.response.body".
+            got = event.partition(":")[0]
+            raise UnexpectedMessage(got, self.expected(state), state=state.name) from None
 
     def expected(self, state: S) -> tuple[str, ...]:
         if state in self.advertised:

@@ -112,6 +112,7 @@ class WebSocketProtocol:
         "_extensions_header",
         "_fragment_is_text",
         "_fragments",
+        "_reported",
         "compressed",
         "ws",
     )
@@ -127,6 +128,7 @@ class WebSocketProtocol:
         self._fragments: list[Any] | None = None
         self._fragment_is_text = False
         self._decoder: codecs.IncrementalDecoder | None = None
+        self._reported = False
         try:
             headers = WsHeaders(
                 [
@@ -236,6 +238,7 @@ class WebSocketProtocol:
 
     def receive_eof(self) -> Closed:
         self.ws.receive_eof()
+        self._reported = True
         return self.closed_event()
 
     def _start_fragments(self, frame: Frame, *, is_text: bool) -> None:
@@ -279,7 +282,11 @@ class WebSocketProtocol:
     def _closed_if_done(
         self, events: list[dict[str, Any] | Closed]
     ) -> list[dict[str, Any] | Closed]:
-        if self.ws.state is not OPEN:
+        # The connection is over once websockets ends the stream: after the
+        # closing handshake, or after failing the connection (1002, 1007, 1009).
+        # A close frame we sent alone is not the end: the client may still send.
+        if self.ws.eof_sent and not self._reported:
+            self._reported = True
             events.append(self.closed_event())
         return events
 

@@ -25,7 +25,7 @@
   } else {
     root.djwire = factory(root);
   }
-})(typeof self !== "undefined" ? self : this, function (root) {
+})(typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : this, function (root) {
   "use strict";
 
   var DEFAULTS = {

@@ -14,7 +14,8 @@ Headers = list[tuple[bytes, bytes]]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Any, Receive, Send], Awaitable[None]]
+#: Loose on purpose: Django's and others' apps type receive/send differently.
+ASGIApp = Callable[..., Awaitable[None]]
 
 
 class ASGIVersions(TypedDict):

@@ -75,13 +75,20 @@ async def read_all(reader: asyncio.StreamReader, limit: float = TIMEOUT) -> byte
     return b"".join(chunks)
 
 
-async def exchange(port: int, raw: bytes, limit: float = TIMEOUT) -> bytes:
-    """Send ``raw``, half-close, return all the server sent until it closed."""
+async def exchange(
+    port: int, raw: bytes, limit: float = TIMEOUT, half_close: bool = False
+) -> bytes:
+    """Send ``raw``, return all the server sent until it closed.
+
+    With ``half_close`` the client then shuts down its sending side, which servers
+    (and Django) take as the client going away.
+    """
     reader, writer = await open_raw(port)
     writer.write(raw)
     await writer.drain()
-    with contextlib.suppress(OSError):
-        writer.write_eof()
+    if half_close:
+        with contextlib.suppress(OSError):
+            writer.write_eof()
     try:
         return await read_all(reader, limit)
     finally:
@@ -140,7 +147,7 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
     return collector.responses[0]
 
 
-GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+GET = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
 
 UPGRADE = (

@@ -285,7 +285,9 @@ async def test_many_bad_clients_at_once_leave_the_server_serving():
 async def test_keep_alive_connection_answers_then_waits_for_the_next_request():
     async with serve(hello, keep_alive_timeout=0.3) as running:
         reader, writer = await open_raw(running.port)
-        writer.write(GET)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert (await read_response(reader)).status == 200
+        started = time.monotonic()
         assert await read_all(reader) == b""  # closed once idle past the timeout
+        assert time.monotonic() - started >= 0.2
         writer.close()

@@ -68,6 +68,13 @@ async def test_pipelined_requests_are_answered_in_order():
         assert [r.body for r in responses] == [b"/slow", b"/a", b"/b", b"/c"]
 
 
+async def test_half_closed_client_still_gets_answers_to_what_it_sent():
+    async with serve(echo_app) as running:
+        raw = b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(3))
+        responses = parse_responses(await exchange(running.port, raw, half_close=True))
+        assert [r.body for r in responses] == [b"/0", b"/1", b"/2"]
+
+
 async def test_chunked_request_body_reaches_the_app():
     async with serve(echo_app) as running:
         raw = (
@@ -226,7 +233,7 @@ async def test_route_not_found_gives_404_and_one_warning_line(caplog: pytest.Log
 
     async with serve(app) as running:
         (response,) = parse_responses(
-            await exchange(running.port, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
+            await exchange(running.port, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", half_close=True)
         )
     assert response.status == 404
     records = [
@@ -311,9 +318,9 @@ async def test_trusted_proxy_headers_set_client_and_scheme():
 async def test_access_log_on_and_off(caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.INFO, logger="djwire.server.access")
     async with serve(echo_app, access_log=True) as running:
-        await exchange(running.port, b"GET /logged HTTP/1.1\r\nHost: t\r\n\r\n")
+        await exchange(running.port, b"GET /logged HTTP/1.1\r\nHost: t\r\n\r\n", half_close=True)
     async with serve(echo_app, access_log=False) as running:
-        await exchange(running.port, b"GET /silent HTTP/1.1\r\nHost: t\r\n\r\n")
+        await exchange(running.port, b"GET /silent HTTP/1.1\r\nHost: t\r\n\r\n", half_close=True)
     lines = [r.getMessage() for r in caplog.records if r.name == "djwire.server.access"]
     assert any('"GET /logged HTTP/1.1" 200' in line for line in lines)
     assert not any("/silent" in line for line in lines)

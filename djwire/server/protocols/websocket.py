@@ -95,6 +95,21 @@ def _extension_factories(limits: WebSocketLimits) -> Sequence[ServerExtensionFac
     ]
 
 
+class _ServerProtocol(ServerProtocol):
+    """websockets' server protocol, accepting a close frame inside a fragmented message.
+
+    RFC 6455 section 5.4 lets control frames arrive between the fragments of a
+    message, and 5.5.1 says a close frame is answered with a close; the partial
+    message is simply abandoned. websockets fails such a connection with 1002
+    instead (Autobahn case 7.1.5).
+    """
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is CLOSE:
+            self.current_size = None
+        super().recv_frame(frame)
+
+
 class HandshakeRejected(Exception):
     """The upgrade request is not a valid WebSocket handshake."""
 
@@ -119,7 +134,7 @@ class WebSocketProtocol:
 
     def __init__(self, request: Request, limits: WebSocketLimits) -> None:
         """Validate the upgrade ``request``; raise :class:`HandshakeRejected` if bad."""
-        self.ws = ServerProtocol(
+        self.ws = _ServerProtocol(
             state=OPEN,
             max_size=(limits.max_message_size, limits.max_frame_size),
             extensions=_extension_factories(limits),

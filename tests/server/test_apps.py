@@ -1,0 +1,167 @@
+"""Any ASGI 3 app runs on djwire: Django, djwire's framework, Starlette.
+
+And djwire's framework runs on other servers too (uvicorn, daphne), so users are
+never locked in. Those two live only in bench/.venv (``bench/setup.sh``); without it
+their tests skip, except under CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from django.core.asgi import get_asgi_application
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from .support import TIMEOUT, exchange, free_port, parse_responses, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_PYTHON = ROOT / "bench" / ".venv" / "bin" / "python"
+
+
+async def test_plain_django_asgi_application() -> None:
+    async with serve(get_asgi_application(), django_fast_path=False) as running:
+        raw = b"GET /hello/ HTTP/1.1\r\nHost: testserver\r\nConnection: close\r\n\r\n"
+        (response,) = parse_responses(await exchange(running.port, raw))
+    assert response.status == 200 and response.body == b"Hello, world"
+
+
+async def test_starlette_app() -> None:
+    starlette = pytest.importorskip("starlette")
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route, WebSocketRoute
+
+    assert starlette
+
+    async def home(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse(f"hi {request.query_params.get('n', '')}")
+
+    async def ws(websocket):  # type: ignore[no-untyped-def]
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(text.upper())
+        await websocket.close()
+
+    app = Starlette(routes=[Route("/", home), WebSocketRoute("/ws", ws)])
+    async with serve(app, lifespan="on") as running:
+        raw = b"GET /?n=5 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        (response,) = parse_responses(await exchange(running.port, raw))
+        assert response.body == b"hi 5"
+        async with connect(running.url("/ws")) as socket:
+            await socket.send("shout")
+            assert await socket.recv() == "SHOUT"
+
+
+async def test_djwire_routers_and_consumers() -> None:
+    from djwire.layers import get_channel_layer
+
+    from .framework_app import application
+
+    async with serve(application) as running:
+        async with connect(running.url("/ws/echo/")) as echo:
+            await echo.send("ping")
+            assert await echo.recv() == "ping"
+        async with (
+            connect(running.url("/ws/room/")) as alice,
+            connect(running.url("/ws/room/")) as bob,
+        ):
+            await asyncio.sleep(0.05)
+            await alice.send(json.dumps({"text": "via handler"}))
+            assert json.loads(await bob.recv()) == {"said": "via handler"}
+            assert json.loads(await alice.recv()) == {"said": "via handler"}
+            layer = get_channel_layer()
+            before = layer.stats.direct_deliveries
+            await bob.send(json.dumps({"text": "straight to sockets", "direct": True}))
+            assert json.loads(await alice.recv()) == {"said": "straight to sockets"}
+            assert json.loads(await bob.recv()) == {"said": "straight to sockets"}
+            # The group message went to both sockets without waking the consumers.
+            assert layer.stats.direct_deliveries - before == 2
+        with pytest.raises(InvalidStatus) as info:
+            await connect(running.url("/ws/nowhere/"))
+        assert info.value.response.status_code == 403
+        raw = b"GET /hello/ HTTP/1.1\r\nHost: testserver\r\nConnection: close\r\n\r\n"
+        (response,) = parse_responses(await exchange(running.port, raw))
+        assert response.body == b"Hello, world"
+
+
+def _other_server(argv: list[str]) -> subprocess.Popen[bytes]:
+    if not BENCH_PYTHON.exists():
+        reason = "bench/.venv is missing (run bench/setup.sh) - it holds uvicorn and daphne"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    module = argv[0]
+    check = subprocess.run([str(BENCH_PYTHON), "-c", f"import {module}"], capture_output=True)
+    if check.returncode:
+        reason = f"{module} is not installed in bench/.venv (run bench/setup.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [str(BENCH_PYTHON), "-m", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def _exercise_framework(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        try:
+            async with connect(f"ws://127.0.0.1:{port}/ws/echo/", open_timeout=2) as echo:
+                await echo.send("over there")
+                assert await asyncio.wait_for(echo.recv(), TIMEOUT) == "over there"
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    async with (
+        connect(f"ws://127.0.0.1:{port}/ws/room/") as alice,
+        connect(f"ws://127.0.0.1:{port}/ws/room/") as bob,
+    ):
+        await asyncio.sleep(0.05)
+        await alice.send(json.dumps({"text": "hello"}))
+        assert json.loads(await asyncio.wait_for(bob.recv(), TIMEOUT)) == {"said": "hello"}
+        await alice.send(json.dumps({"text": "direct", "direct": True}))
+        assert json.loads(await asyncio.wait_for(bob.recv(), TIMEOUT)) == {"said": "direct"}
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+async def test_djwire_framework_runs_unchanged_under(server: str) -> None:
+    port = free_port()
+    app = "tests.server.framework_app:application"
+    if server == "uvicorn":
+        argv = [
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+    else:
+        argv = ["daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+    process = _other_server(argv)
+    try:
+        await _exercise_framework(port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()

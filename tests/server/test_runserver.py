@@ -1,0 +1,122 @@
+"""``manage.py runserver`` with djwire installed: HTTP, WebSocket, static files, autoreload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from .support import TIMEOUT, exchange, free_port, parse_responses
+
+ROOT = Path(__file__).resolve().parents[2]
+BANNER = "Starting djwire development server (HTTP and WebSocket)"
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    environment = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="tests.server.runserver_settings",
+        PYTHONPATH=os.pathsep.join(
+            [str(ROOT), *(env or {}).pop("PYTHONPATH", "").split(os.pathsep)]
+        ),
+        PYTHONUNBUFFERED="1",
+        **(env or {}),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, port
+
+
+async def wait_for_banner(process: subprocess.Popen[str], count: int = 1) -> str:
+    """Output up to the ``count``-th banner (read in a thread: pipes block)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        seen = 0
+        for line in process.stdout:
+            lines.append(line)
+            if BANNER in line:
+                seen += 1
+                if seen == count:
+                    return
+
+    await asyncio.wait_for(asyncio.to_thread(read), 60)
+    return "".join(lines)
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+async def get(port: int, path: str) -> int:
+    raw = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    (response,) = parse_responses(await exchange(port, raw))
+    return response.status
+
+
+async def test_runserver_serves_http_websocket_and_static_files() -> None:
+    process, port = start("--noreload")
+    try:
+        output = await wait_for_banner(process)
+        assert f"http://127.0.0.1:{port}/" in output
+        assert await get(port, "/hello/") == 200
+        assert await get(port, "/static/djwire/djwire.js") == 200
+        async with connect(f"ws://127.0.0.1:{port}/ws/echo/") as ws:
+            await ws.send("through runserver")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "through runserver"
+    finally:
+        assert stop(process) == 0
+
+
+async def test_nostatic_leaves_static_files_to_the_project() -> None:
+    process, port = start("--noreload", "--nostatic")
+    try:
+        await wait_for_banner(process)
+        assert await get(port, "/static/djwire/djwire.js") == 404
+        assert await get(port, "/hello/") == 200
+    finally:
+        stop(process)
+
+
+async def test_autoreload_restarts_on_a_code_change(tmp_path: Path) -> None:
+    probe = tmp_path / "djwire_reload_probe.py"
+    probe.write_text("VALUE = 1\n")
+    process, port = start(
+        env={"PYTHONPATH": str(tmp_path), "DJWIRE_RELOAD_PROBE": "djwire_reload_probe"}
+    )
+    try:
+        await wait_for_banner(process)
+        assert await get(port, "/hello/") == 200
+        await asyncio.sleep(1.1)  # the StatReloader compares modification times in seconds
+        probe.write_text("VALUE = 2\n")
+        output = await wait_for_banner(process)  # the second banner, after the restart
+        assert "changed, reloading" in output
+        for _ in range(50):
+            try:
+                assert await get(port, "/hello/") == 200
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("server did not come back after reloading")
+    finally:
+        stop(process)

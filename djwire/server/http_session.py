@@ -537,7 +537,8 @@ class RequestCycle:
             if framing is None:
                 framing = self.framing = ResponseFraming(
                     head_request=self.request.method == "HEAD",
-                    keep_alive=self.request.keep_alive,
+                    # While shutting down, say so: the client must not reuse us.
+                    keep_alive=self.request.keep_alive and not session.state.shutting_down,
                     http11=self.request.http_version == "1.1",
                 )
                 data = framing.head(

@@ -1,0 +1,27 @@
+"""A small ASGI app for the command-line tests: says which process answered."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    if scope["type"] == "http":
+        if scope["path"] == "/slow":
+            await asyncio.sleep(1.0)  # an in-flight request during shutdown
+        body = f"pid={os.getpid()} root={scope['root_path']} path={scope['path']}".encode()
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": message.get("text")})

@@ -7,7 +7,6 @@ client or a real browser. Every wait is bounded.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -63,10 +62,6 @@ def manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:
     return result.stdout
 
 
-def has_djwire_runserver() -> bool:
-    return importlib.util.find_spec("djwire.management.commands.runserver") is not None
-
-
 class DemoServer:
     """The demo on 127.0.0.1:<port>, served by djwire in a subprocess.
 
@@ -80,15 +75,13 @@ class DemoServer:
         env: dict[str, str],
         log_path: Path,
         port: int | None = None,
-        how: str | None = None,
+        how: str = "runserver",
         workers: int = 1,
     ) -> None:
         self.env = env
         self.log_path = log_path
         self.port = port or free_port()
-        # TEMPORARY fallback until the server issue lands djwire's runserver: without
-        # it, manage.py runserver is Django's WSGI one, which has no WebSockets.
-        self.how = how or ("runserver" if has_djwire_runserver() else "serve")
+        self.how = how
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -76,9 +76,12 @@ def ensure_chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Debian Chromium (never a browser downloaded by Playwright)."""
+    """A headless Debian Chromium (never a browser downloaded by Playwright).
+
+    Module-scoped: Playwright's sync API runs its own event loop, which must be gone
+    before other modules' asyncio tests run."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

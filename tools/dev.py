@@ -30,7 +30,7 @@ def run(*args: str | Path, cwd: Path = ROOT) -> None:
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be run by an older python3
         sys.exit("djwire needs Python 3.11 or newer; run this script with python3.11+")
     if not PYTHON.exists():
         print("Creating .venv ...", flush=True)

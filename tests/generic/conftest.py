@@ -4,6 +4,8 @@ from typing import Any
 
 import pytest
 
+from tests.testing.dbthreads import release_db_threads  # noqa: F401 (autouse)
+
 
 @pytest.fixture(autouse=True)
 def fresh_layers(settings: Any) -> None:

@@ -381,3 +381,48 @@ async def test_channel_session_keeps_state_per_connection() -> None:
     assert await second.receive_from() == "1"
     await first.disconnect()
     await second.disconnect()
+
+
+# -- replies while a consumer is still running ----------------------------------------
+
+_REPLIES_WAIT = (
+    "lead bug: djwire/classic/app.py _Connection.run (line 99) dispatches client events "
+    "and reply-channel messages in one sequential loop and awaits run_consumer() (line "
+    "151) inside it, so the reply channel is not drained while a consumer runs: replies "
+    "reach the client only after the consumer returns (Channels 1 delivered them at once)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=_REPLIES_WAIT)
+async def test_a_reply_reaches_the_client_while_the_consumer_still_runs() -> None:
+    release = threading.Event()
+
+    def slow(message: Any) -> None:
+        message.reply_channel.send({"text": "working"})
+        release.wait(5)
+        message.reply_channel.send({"text": "done"})
+
+    communicator = await open_socket([route("websocket.receive", slow)], "/")
+    await communicator.send_to(text_data="go")
+    try:
+        assert await communicator.receive_from(timeout=1) == "working"
+    finally:
+        release.set()
+    assert await communicator.receive_from() == "done"
+    await communicator.disconnect()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=_REPLIES_WAIT + "; more replies than the layer's capacity (100) in one consumer "
+    "call raise ChannelFull in the consumer and the socket is closed with 1011",
+)
+async def test_a_consumer_may_send_more_replies_than_the_channel_capacity() -> None:
+    def chatty(message: Any) -> None:
+        for n in range(150):
+            message.reply_channel.send({"text": str(n)})
+
+    communicator = await open_socket([route("websocket.receive", chatty)], "/")
+    await communicator.send_to(text_data="go")
+    assert [await communicator.receive_from() for _ in range(150)] == [str(n) for n in range(150)]
+    await communicator.disconnect()

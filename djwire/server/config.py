@@ -108,6 +108,9 @@ class Config:
     ws_ping_interval: float | None = 20.0
     #: Close with 1011 if a ping gets no answer (no data at all) this long.
     ws_ping_timeout: float = 20.0
+    #: Seconds of silence after which a WebSocket drops its frame parser (rebuilt
+    #: on the next byte, in microseconds); None keeps it for the connection's life.
+    ws_parser_idle_release: float | None = 1.0
     #: Seconds to wait for the client to finish the closing handshake.
     ws_close_timeout: float = 5.0
     #: Negotiate permessage-deflate (RFC 7692) when the client offers it.

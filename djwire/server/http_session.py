@@ -37,17 +37,32 @@ _DISCONNECT: Final = {"type": "http.disconnect"}
 _REASONS: Final = {404: b"Not Found\n", 500: b"Internal Server Error\n"}
 
 
+#: Hosts and server addresses seen, shared between connections (bounded): an idle
+#: WebSocket keeps its scope's "client" and "server" for its whole life.
+_SHARED: dict[Any, Any] = {}
+_SHARED_LIMIT: Final = 4096
+
+
+def _shared(value: Any) -> Any:
+    known = _SHARED.get(value)
+    if known is not None:
+        return known
+    if len(_SHARED) < _SHARED_LIMIT:
+        _SHARED[value] = value
+    return value
+
+
 def peer_addresses(
     transport: asyncio.BaseTransport,
 ) -> tuple[tuple[str, int] | None, tuple[str, int | None] | None]:
     """ASGI ``client`` and ``server`` for a socket (UDS: no client, server=(path, None))."""
     peer = transport.get_extra_info("peername")
     sock = transport.get_extra_info("sockname")
-    client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple | list) else None
+    client = (_shared(str(peer[0])), int(peer[1])) if isinstance(peer, tuple | list) else None
     if isinstance(sock, tuple | list):
-        server: tuple[str, int | None] | None = (str(sock[0]), int(sock[1]))
+        server: tuple[str, int | None] | None = _shared((str(sock[0]), int(sock[1])))
     elif sock:
-        server = (str(sock), None)
+        server = _shared((str(sock), None))
     else:
         server = None
     return client, server
@@ -138,6 +153,7 @@ class HttpSession(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = HttpPhase.CLOSED
         self.state.sessions.discard(self)
+        self.reader.close()
         cycles = [self.cycle, *self.pipeline]
         self.pipeline.clear()
         for cycle in cycles:
@@ -200,6 +216,9 @@ class HttpSession(asyncio.Protocol):
 
     def busy(self) -> bool:
         return self.cycle is not None
+
+    def app_task(self) -> asyncio.Future[Any] | None:
+        return None  # request tasks are in state.tasks
 
     # -- requests ----------------------------------------------------------------
 
@@ -267,6 +286,7 @@ class HttpSession(asyncio.Protocol):
             self.transport.resume_reading()
         self.phase = HttpPhase.CLOSED
         self.state.sessions.discard(self)
+        self.reader.close()
         session = WebSocketSession(
             self.state, self.transport, event.request, self.client, self.server, self.peer_trusted
         )

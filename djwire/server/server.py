@@ -161,11 +161,15 @@ class Server:
                 logger.warning(
                     "Graceful shutdown timed out after %ss: cancelling %d app task(s)",
                     self.config.graceful_shutdown_timeout,
-                    len(state.tasks),
+                    len(state.tasks) + state.busy_sessions(),
                 )
                 break
             await asyncio.sleep(0.02)
-        tasks = list(state.tasks)
+        tasks = set(state.tasks)
+        for session in state.sessions:
+            task = session.app_task()
+            if task is not None and not task.done():
+                tasks.add(task)
         for task in tasks:
             task.cancel()
         if tasks:

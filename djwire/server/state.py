@@ -41,6 +41,10 @@ class Session(Protocol):
         """An app task still runs for this connection."""
         ...
 
+    def app_task(self) -> asyncio.Future[Any] | None:
+        """The app task this session runs itself (not listed in ``tasks``)."""
+        ...
+
 
 class ServerState:
     """Per-process shared state of the interface server."""
@@ -50,8 +54,9 @@ class ServerState:
         self.app = app
         self.loop = loop
         self.sessions: set[Session] = set()
-        #: Running app tasks (HTTP requests, WebSockets), awaited at shutdown.
-        self.tasks: set[asyncio.Task[Any]] = set()
+        #: Running app tasks awaited at shutdown: HTTP requests, and WebSocket apps
+        #: that outlive their connection (a live WebSocket's task is its session's).
+        self.tasks: set[asyncio.Future[Any]] = set()
         self.http_limits = HttpLimits(
             max_header_size=config.max_header_size,
             max_header_count=config.max_header_count,
@@ -129,5 +134,8 @@ def _tick_interval(config: Config) -> float:
     ]
     if config.ws_ping_interval is not None:
         timeouts.append(config.ws_ping_interval)
-    shortest = min(t for t in timeouts if t > 0)
-    return max(0.02, min(1.0, shortest / 4))
+    tick = min(t for t in timeouts if t > 0) / 4
+    if config.ws_parser_idle_release is not None:
+        # Releasing parsers needs no precision: at most one tick late.
+        tick = min(tick, config.ws_parser_idle_release)
+    return max(0.02, min(1.0, tick))

@@ -32,10 +32,12 @@ from djwire.server.protocols.websocket import (
 from djwire.server.state import ServerState, access_logger, logger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    pass
 
 INF: Final = float("inf")
 _CONNECT: Final = {"type": "websocket.connect"}
+#: The denial-response extension takes no options: one shared (empty) dict.
+_DENIAL_EXTENSION: Final[dict[str, Any]] = {}
 _OPEN = WebSocketAppState.OPEN
 _CONNECTING = WebSocketAppState.CONNECTING
 _CLOSED = WebSocketAppState.CLOSED
@@ -108,7 +110,7 @@ class WebSocketSession(asyncio.Protocol):
         self.response_status = 0
         self.response_headers: list[tuple[bytes, bytes]] | None = None
         self.accepted = False
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Future[None] | None = None
         scheme = "ws"
         if peer_trusted:
             client, scheme = apply_proxy_headers(
@@ -131,7 +133,7 @@ class WebSocketSession(asyncio.Protocol):
             "query_string": request.query_string,
             "headers": request.headers,
             "subprotocols": _subprotocols(request),
-            "extensions": {"websocket.http.response": {}, SCOPE_EXTENSION: self},
+            "extensions": {"websocket.http.response": _DENIAL_EXTENSION, SCOPE_EXTENSION: self},
         }
         if state.lifespan_state is not None:
             self.scope["state"] = state.lifespan_state.copy()
@@ -153,9 +155,13 @@ class WebSocketSession(asyncio.Protocol):
         self.deadline = state.now + state.config.ws_handshake_timeout
         if trailing:
             self._buffer_early(trailing)
-        task = self.task = state.loop.create_task(self.run_asgi(state.app))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        self.request = None
+        # Not in state.tasks: this session (in state.sessions) knows its task;
+        # the task joins state.tasks only if it outlives the connection.
+        task = self.task = asyncio.ensure_future(
+            state.app(self.scope, self.receive, self.send), loop=state.loop
+        )
+        task.add_done_callback(self._app_done)
 
     # -- asyncio protocol callbacks --------------------------------------------------
 
@@ -167,7 +173,7 @@ class WebSocketSession(asyncio.Protocol):
             return  # handshake refused: the rest is discarded
         proto = self.proto
         events = proto.receive_data(data)
-        if proto.ws.writes:
+        if proto.has_output:
             self._flush()
         if events:
             self._deliver(events)
@@ -182,7 +188,13 @@ class WebSocketSession(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state.sessions.discard(self)
+        state = self.state
+        state.sessions.discard(self)
+        task = self.task
+        if task is not None and not task.done():
+            # The app still runs (handling its disconnect): shutdown must wait for it.
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
         if self.closed is None:
             closed = self.proto.closed_event() if self.proto is not None else Closed(1006, "")
             self._on_closed(closed)
@@ -250,13 +262,21 @@ class WebSocketSession(asyncio.Protocol):
 
     # -- ASGI receive -------------------------------------------------------------------
 
-    async def receive(self) -> Message:
+    def receive(self) -> asyncio.Future[Message]:
+        """ASGI ``receive``: an awaitable, here a plain Future rather than a coroutine.
+
+        Consumers that wait on several sources wrap each ``receive()`` in
+        ``ensure_future``; a Future needs no Task around it, which is most of what
+        an idle connection would otherwise cost.
+        """
+        future: asyncio.Future[Message] = self.state.loop.create_future()
         if not self.connect_sent:
             self.connect_sent = True
-            return _CONNECT
+            future.set_result(_CONNECT)
+            return future
         queue = self.queue
         if queue:
-            message = queue.popleft()
+            future.set_result(queue.popleft())
             if not queue:
                 self.queue = None
             if (
@@ -266,12 +286,12 @@ class WebSocketSession(asyncio.Protocol):
             ):
                 self.read_paused = False
                 self.transport.resume_reading()
-            return message
+            return future
         if self.closed is not None:
-            return self._disconnect_message()
-        waiter: asyncio.Future[Message] = self.state.loop.create_future()
-        self.waiter = waiter
-        return await waiter
+            future.set_result(self._disconnect_message())
+            return future
+        self.waiter = future
+        return future
 
     # -- ASGI send ---------------------------------------------------------------------
 
@@ -437,22 +457,30 @@ class WebSocketSession(asyncio.Protocol):
 
     # -- running the app ---------------------------------------------------------------
 
-    async def run_asgi(self, app: Callable[..., Any]) -> None:
-        try:
-            await app(self.scope, self.receive, self.send)
-        except RouteNotFound as exc:
-            logger.warning("Not Found: WebSocket %s (%s)", self.scope["path"], exc)
-            self._after_app(403, 1011)
-        except asyncio.CancelledError:
+    def _app_done(self, task: asyncio.Future[None]) -> None:
+        """The app's task ended: report how, and close what it left open.
+
+        The app's coroutine *is* the task (no wrapper coroutine whose frame would
+        live as long as the connection); this callback does a wrapper's work.
+        """
+        if task.cancelled():
             self._after_app(503, 1012)
-            raise
-        except ClientDisconnected:
-            self._after_app(500, 1011)
-        except Exception:
-            logger.exception("Exception in ASGI application for WebSocket %s", self.scope["path"])
+            return
+        error = task.exception()
+        if error is None:
+            self._after_app(403, 1000)
+        elif isinstance(error, RouteNotFound):
+            logger.warning("Not Found: WebSocket %s (%s)", self.scope["path"], error)
+            self._after_app(403, 1011)
+        elif isinstance(error, ClientDisconnected):
             self._after_app(500, 1011)
         else:
-            self._after_app(403, 1000)
+            logger.error(
+                "Exception in ASGI application for WebSocket %s",
+                self.scope["path"],
+                exc_info=error,
+            )
+            self._after_app(500, 1011)
 
     def _after_app(self, status: int, code: int) -> None:
         """The app is done: whatever it left open is closed."""
@@ -489,8 +517,14 @@ class WebSocketSession(asyncio.Protocol):
             else:
                 self.abort()  # closing handshake never completed
             return
-        interval = self.state.config.ws_ping_interval
-        if interval is None or self.app_state is not _OPEN or not self.proto.is_open:
+        config = self.state.config
+        if self.app_state is not _OPEN or not self.proto.is_open:
+            return
+        release = config.ws_parser_idle_release
+        if release is not None and now - self.last_heard >= release:
+            self.proto.release_if_idle()
+        interval = config.ws_ping_interval
+        if interval is None:
             return
         if self.ping_sent:
             if self.last_heard >= self.ping_sent:
@@ -520,6 +554,9 @@ class WebSocketSession(asyncio.Protocol):
 
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
+
+    def app_task(self) -> asyncio.Future[Any] | None:
+        return self.task
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -371,3 +371,17 @@ async def test_direct_write_to_a_client_that_stopped_reading_closes_it():
         assert len(writes) < 2000
         assert not running.state.sessions  # the slow client was dropped
         writer.close()
+
+
+async def test_idle_sockets_drop_their_parser_and_still_work():
+    async with (
+        serve(echo, ws_parser_idle_release=0.05) as running,
+        connect(running.url(), compression=None) as plain,
+        connect(running.url(), compression="deflate") as squeezed,
+    ):
+        await asyncio.sleep(0.3)
+        assert all(session.proto._ws is None for session in running.state.sessions)
+        await plain.send("hello again")
+        assert await plain.recv() == "hello again"
+        await squeezed.send("compressed " * 50)
+        assert await squeezed.recv() == "compressed " * 50

@@ -94,6 +94,22 @@ class _LimitExceeded(Exception):
 
 # -- request parsing -----------------------------------------------------------------
 
+#: One shared bytes object per common header name: a request's headers live as long
+#: as its connection (in the ASGI scope), so thousands of idle WebSockets would
+#: otherwise each hold their own copies of b"host", b"user-agent"...
+_COMMON_NAMES: Final = {
+    name: name
+    for name in (
+        b"accept", b"accept-encoding", b"accept-language", b"authorization",
+        b"cache-control", b"connection", b"content-length", b"content-type", b"cookie",
+        b"expect", b"forwarded", b"host", b"origin", b"pragma", b"referer",
+        b"sec-websocket-extensions", b"sec-websocket-key", b"sec-websocket-protocol",
+        b"sec-websocket-version", b"sec-fetch-dest", b"sec-fetch-mode", b"sec-fetch-site",
+        b"transfer-encoding", b"upgrade", b"user-agent", b"x-forwarded-for",
+        b"x-forwarded-proto", b"x-real-ip", b"x-request-id",
+    )
+}  # fmt: skip
+
 
 class HttpRequestReader:
     """Turns the bytes of one connection into request events (httptools callbacks)."""
@@ -124,6 +140,11 @@ class HttpRequestReader:
         self._in_head = False
         self._dead = False
         self._websocket: Request | None = None
+
+    def close(self) -> None:
+        """Drop the parser (it and this reader refer to each other)."""
+        self._dead = True
+        self._parser = None  # type: ignore[assignment]
 
     @property
     def in_head(self) -> bool:
@@ -189,7 +210,8 @@ class HttpRequestReader:
             raise _LimitExceeded(431, "Request header fields too large")
         if len(headers) >= self._limits.max_header_count:
             raise _LimitExceeded(431, "Too many request header fields")
-        headers.append((name.lower(), value))
+        lower = name.lower()
+        headers.append((_COMMON_NAMES.get(lower, lower), value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False

@@ -14,6 +14,7 @@ protocol object starts in the OPEN state and only ever parses frames; its
 from __future__ import annotations
 
 import codecs
+import functools
 import logging
 import struct
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from typing import Any, cast
 
 from websockets.datastructures import Headers as WsHeaders
 from websockets.exceptions import InvalidHandshake, InvalidUpgrade
-from websockets.extensions import ServerExtensionFactory
+from websockets.extensions import Extension, ServerExtensionFactory
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import BINARY, CLOSE, CONT, TEXT, Close, CloseCode, Frame
 from websockets.http11 import Request as WsRequest
@@ -79,11 +80,13 @@ def encode_frame(text: str | None, data: bytes | None) -> bytes:
     return struct.pack("!BBQ", head, 127, length) + payload
 
 
+@functools.cache
 def _extension_factories(limits: WebSocketLimits) -> Sequence[ServerExtensionFactory] | None:
+    """Negotiation settings, built once per limits and shared by every connection."""
     if not limits.per_message_deflate:
         return None
     takeover = limits.deflate_context_takeover
-    return [
+    return (
         ServerPerMessageDeflateFactory(
             # Without context takeover zlib state lives only while a message is
             # being (de)compressed, so an idle socket holds none (RFC 7692 7.1.1).
@@ -91,8 +94,8 @@ def _extension_factories(limits: WebSocketLimits) -> Sequence[ServerExtensionFac
             client_no_context_takeover=not takeover,
             server_max_window_bits=12 if takeover else None,
             compress_settings={"memLevel": 5},
-        )
-    ]
+        ),
+    )
 
 
 class _ServerProtocol(ServerProtocol):
@@ -110,6 +113,22 @@ class _ServerProtocol(ServerProtocol):
         super().recv_frame(frame)
 
 
+def _waiting_for_a_frame(parser: Any) -> bool:
+    """True when websockets' parser generator waits for the first byte of a frame.
+
+    Between frames ``Protocol.parse()`` sits in ``StreamReader.at_eof()``; inside a
+    frame it sits in ``read_exact()``.
+    """
+    generator = parser
+    for _ in range(8):
+        inner = getattr(generator, "gi_yieldfrom", None)
+        if inner is None:
+            break
+        generator = inner
+    code = getattr(generator, "gi_code", None)
+    return getattr(code, "co_name", None) == "at_eof"
+
+
 class HandshakeRejected(Exception):
     """The upgrade request is not a valid WebSocket handshake."""
 
@@ -124,22 +143,21 @@ class WebSocketProtocol:
     __slots__ = (
         "_accept_key",
         "_decoder",
+        "_extensions",
         "_extensions_header",
         "_fragment_is_text",
         "_fragments",
+        "_limits",
         "_reported",
+        "_ws",
         "compressed",
-        "ws",
     )
 
     def __init__(self, request: Request, limits: WebSocketLimits) -> None:
         """Validate the upgrade ``request``; raise :class:`HandshakeRejected` if bad."""
-        self.ws = _ServerProtocol(
-            state=OPEN,
-            max_size=(limits.max_message_size, limits.max_frame_size),
-            extensions=_extension_factories(limits),
-            logger=_PROTOCOL_LOGGER,
-        )
+        self._limits = limits
+        self._ws: _ServerProtocol | None = self._new_protocol()
+        self._extensions: list[Extension] = []
         self._fragments: list[Any] | None = None
         self._fragment_is_text = False
         self._decoder: codecs.IncrementalDecoder | None = None
@@ -158,6 +176,7 @@ class WebSocketProtocol:
             accept_key, extensions_header, _ = self.ws.process_request(
                 WsRequest(target, headers, request.method, protocol)
             )
+            self._extensions = self.ws.extensions
         except InvalidHandshake as exc:
             status = 426 if isinstance(exc, InvalidUpgrade) else 400
             if request.method != "GET":
@@ -171,7 +190,56 @@ class WebSocketProtocol:
         self._extensions_header = (
             extensions_header.encode("latin-1") if extensions_header else None
         )
-        self.compressed = bool(self.ws.extensions)
+        self.compressed = bool(self._extensions)
+
+    # -- the websockets protocol object, dropped while idle ------------------------
+
+    def _new_protocol(self) -> _ServerProtocol:
+        limits = self._limits
+        return _ServerProtocol(
+            state=OPEN,
+            max_size=(limits.max_message_size, limits.max_frame_size),
+            extensions=_extension_factories(limits),
+            logger=_PROTOCOL_LOGGER,
+        )
+
+    @property
+    def ws(self) -> _ServerProtocol:
+        """websockets' protocol object, rebuilt if it was released while idle."""
+        ws = self._ws
+        if ws is None:
+            ws = self._ws = self._new_protocol()
+            ws.extensions = self._extensions
+        return ws
+
+    def release_if_idle(self) -> bool:
+        """Drop the frame parser if nothing is in flight; True if none is held now.
+
+        A silent connection otherwise keeps websockets' protocol object and its
+        parser generators (~1.5 KiB) just to wait for the next frame header. Safe
+        only at a frame boundary: open, no partial frame or fragmented message,
+        nothing buffered either way. Anything else (or a websockets version whose
+        parser cannot be inspected) keeps the object.
+        """
+        ws = self._ws
+        if ws is None:
+            return True
+        if (
+            ws.state is not OPEN
+            or ws.current_size is not None
+            or ws.expect_continuation_frame
+            or ws.reader.buffer
+            or ws.writes
+            or ws.events
+            or self._fragments is not None
+            or not _waiting_for_a_frame(ws.parser)
+        ):
+            return False
+        self._ws = None
+        # Its parser generator refers back to it: close it now so the pair is
+        # freed at once rather than by the cycle collector.
+        ws.parser.close()
+        return True
 
     # -- handshake ------------------------------------------------------------
 
@@ -206,6 +274,7 @@ class WebSocketProtocol:
         if server is not None:
             parts += (b"server: ", server, b"\r\n")
         parts.append(b"\r\n")
+        self._accept_key = b""  # needed once
         return b"".join(parts)
 
     # -- receiving -------------------------------------------------------------------
@@ -307,7 +376,9 @@ class WebSocketProtocol:
 
     def closed_event(self) -> Closed:
         """Code and reason for the app's ``websocket.disconnect``."""
-        ws = self.ws
+        ws = self._ws
+        if ws is None:
+            return Closed(int(CloseCode.ABNORMAL_CLOSURE), "")
         received: Close | None = ws.close_rcvd
         if received is not None:
             return Closed(int(received.code), received.reason)
@@ -322,11 +393,18 @@ class WebSocketProtocol:
     @property
     def is_open(self) -> bool:
         """Data frames may still be sent (no close frame sent or received)."""
-        return self.ws.state is OPEN
+        ws = self._ws
+        return ws is None or ws.state is OPEN  # released only while open
 
     @property
     def state(self) -> State:
-        return self.ws.state
+        ws = self._ws
+        return OPEN if ws is None else ws.state
+
+    @property
+    def has_output(self) -> bool:
+        ws = self._ws
+        return ws is not None and bool(ws.writes)
 
     def encode(self, text: str | None, data: bytes | None) -> bytes:
         """A data frame for this connection (compressed if negotiated)."""
@@ -336,7 +414,7 @@ class WebSocketProtocol:
             frame = Frame(TEXT, text.encode())
         else:
             frame = Frame(BINARY, data if data is not None else b"")
-        return frame.serialize(mask=False, extensions=self.ws.extensions)
+        return frame.serialize(mask=False, extensions=self._extensions)
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (RFC 6455 section 7.1.2)."""
@@ -355,4 +433,5 @@ class WebSocketProtocol:
 
     def data_to_send(self) -> list[bytes]:
         """Bytes to write; an empty bytes object means: close the TCP connection."""
-        return self.ws.data_to_send()
+        ws = self._ws
+        return [] if ws is None else ws.data_to_send()

@@ -320,3 +320,51 @@ def test_arbitrary_bytes_never_raise_and_close_with_a_valid_code(data):
 
 def test_opcodes_are_the_rfc_ones():
     assert (Op.TEXT, Op.BINARY, Op.CLOSE) == (1, 2, 8)
+
+
+# -- an idle connection holds no parser ---------------------------------------------------
+
+
+def test_idle_connection_releases_its_parser_and_rebuilds_it_on_demand():
+    proto, _ = opened()
+    assert proto.receive_data(mask(1, b"one")) == [{"type": "websocket.receive", "text": "one"}]
+    assert proto.release_if_idle() and proto._ws is None
+    assert proto.is_open
+    # The next frame, even split, arrives through a fresh parser.
+    wire = mask(1, b"two")
+    assert proto.receive_data(wire[:3]) == []
+    assert not proto.release_if_idle()  # half a frame is in flight
+    assert proto.receive_data(wire[3:]) == [{"type": "websocket.receive", "text": "two"}]
+    proto.send_ping(b"p")
+    assert not proto.release_if_idle()  # output not taken yet
+    assert proto.data_to_send() == [b"\x89\x01p"]
+    assert proto.release_if_idle()
+
+
+def test_parser_is_kept_inside_a_fragmented_message():
+    proto, _ = opened()
+    assert proto.receive_data(mask(1, b"par", fin=False)) == []
+    assert not proto.release_if_idle()
+    assert proto.receive_data(mask(0, b"tial")) == [
+        {"type": "websocket.receive", "text": "partial"}
+    ]
+    assert proto.release_if_idle()
+
+
+def test_compression_survives_a_release():
+    proto, _ = opened("Sec-WebSocket-Extensions: permessage-deflate")
+    assert proto.release_if_idle()
+    compressor = zlib.compressobj(wbits=-15)
+    payload = compressor.compress(b"after release") + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert proto.receive_data(mask(1, payload[:-4], rsv1=True)) == [
+        {"type": "websocket.receive", "text": "after release"}
+    ]
+    assert proto.encode("x" * 500, None)[0] == 0xC1
+
+
+def test_released_connection_still_closes_properly():
+    proto, _ = opened()
+    assert proto.release_if_idle()
+    proto.send_close(1001, "bye")
+    assert proto.data_to_send() == [b"\x88\x05\x03\xe9bye"]
+    assert not proto.is_open

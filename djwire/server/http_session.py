@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any, Final, cast
 
 from djwire.exceptions import RouteNotFound
-from djwire.server.asgi_types import HTTP_ASGI, Message
+from djwire.server.asgi_types import HTTP_ASGI, HTTPScope, Message
 from djwire.server.protocols.http import (
     CONTINUE_RESPONSE,
     Body,
@@ -431,7 +431,7 @@ class RequestCycle:
             # Django strips again when building path_info.
             path = root_path + path
             raw_path = root_path.encode() + raw_path
-        scope: dict[str, Any] = {
+        scope: HTTPScope = {
             "type": "http",
             "asgi": HTTP_ASGI,
             "http_version": request.http_version,

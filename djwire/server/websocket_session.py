@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from djwire.exceptions import RouteNotFound
 from djwire.layers.direct import SCOPE_EXTENSION, FrameEncoder
-from djwire.server.asgi_types import HTTP_ASGI, Message
+from djwire.server.asgi_types import (
+    HTTP_ASGI,
+    Message,
+    WebSocketDisconnectEvent,
+    WebSocketScope,
+)
 from djwire.server.errors import ClientDisconnected
 from djwire.server.protocols.http import Request, ResponseFraming, simple_response
 from djwire.server.protocols.proxy import apply_proxy_headers
@@ -120,7 +125,7 @@ class WebSocketSession(asyncio.Protocol):
                 state.trusted_proxies,  # type: ignore[arg-type]
             )
         root_path = state.config.root_path
-        self.scope: dict[str, Any] = {
+        self.scope: WebSocketScope = {
             "type": "websocket",
             "asgi": HTTP_ASGI,
             "http_version": request.http_version,
@@ -258,7 +263,12 @@ class WebSocketSession(asyncio.Protocol):
     def _disconnect_message(self) -> Message:
         closed = self.closed
         assert closed is not None
-        return {"type": "websocket.disconnect", "code": closed.code, "reason": closed.reason}
+        message: WebSocketDisconnectEvent = {
+            "type": "websocket.disconnect",
+            "code": closed.code,
+            "reason": closed.reason,
+        }
+        return cast(Message, message)
 
     # -- ASGI receive -------------------------------------------------------------------
 

@@ -363,3 +363,53 @@ async def test_slow_reader_gets_backpressure_not_unbounded_buffering():
         # stays bounded by the kernel buffers plus the high-water mark.
         assert sent < 32 * 1024 * 1024
         writer.close()
+
+
+async def test_slow_reading_app_makes_the_server_stop_reading_the_body():
+    release = asyncio.Event()
+    buffered: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await release.wait()
+        total = 0
+        while True:
+            message = await receive()
+            total += len(message["body"])
+            if not message["more_body"]:
+                break
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": str(total).encode()})
+
+    size = 8 * 1024 * 1024
+    async with serve(app, read_high_water=64 * 1024) as running:
+        reader, writer = await open_raw(running.port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
+        sender = asyncio.ensure_future(writer.drain())
+        chunk = b"u" * 65536
+        for _ in range(size // len(chunk)):
+            writer.write(chunk)
+        await asyncio.sleep(0.3)
+        (session,) = running.state.sessions
+        buffered.append(session.cycle.body_size)
+        assert session.read_paused
+        release.set()
+        await writer.drain()
+        await sender
+        response = await read_response(reader)
+        writer.close()
+    assert response.body == str(size).encode()
+    # Only about the high-water mark (plus one read) was held for the app.
+    assert buffered[0] < 512 * 1024
+
+
+async def test_many_pipelined_requests_beyond_the_queue_limit_are_all_answered():
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.001)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    async with serve(app, max_pipelined_requests=4) as running:
+        raw = b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(49))
+        raw += b"GET /49 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        responses = parse_responses(await exchange(running.port, raw))
+    assert [r.body for r in responses] == [b"/%d" % i for i in range(50)]

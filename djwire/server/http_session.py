@@ -609,6 +609,8 @@ class RequestCycle:
             )
             self._fail(500)
         else:
+            if self.disconnected:
+                return  # the client left (or got our 408/413): nothing is owed
             if self.app_state is HttpAppState.START:
                 logger.error(
                     "ASGI application returned without starting a response to %s %s",

@@ -291,3 +291,26 @@ async def test_keep_alive_connection_answers_then_waits_for_the_next_request():
         assert await read_all(reader) == b""  # closed once idle past the timeout
         assert time.monotonic() - started >= 0.2
         writer.close()
+
+
+async def test_stalled_request_body_times_out_with_408():
+    async def reads_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        message = await receive()
+        while message.get("more_body"):
+            message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"complete"})
+
+    async with serve(reads_body, body_read_timeout=0.4) as running:
+        reader, writer = await open_raw(running.port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        started = time.monotonic()
+        (response,) = parse_responses(await read_all(reader))
+        assert response.status == 408
+        assert 0.3 <= time.monotonic() - started < 5
+        writer.close()
+        raw = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+        (response,) = parse_responses(await exchange(running.port, raw))
+        assert response.body == b"complete"

@@ -214,10 +214,12 @@ class WebSocketSession(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        # The client caught up: whoever started the slow-reader clock (a send()
+        # or a direct frame write), it stops now.
+        self.write_deadline = INF
         waiter = self.drain_waiter
         if waiter is not None:
             self.drain_waiter = None
-            self.write_deadline = INF
             if not waiter.done():
                 waiter.set_result(None)
 

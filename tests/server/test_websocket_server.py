@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -385,3 +386,35 @@ async def test_idle_sockets_drop_their_parser_and_still_work():
         assert await plain.recv() == "hello again"
         await squeezed.send("compressed " * 50)
         assert await squeezed.recv() == "compressed " * 50
+
+
+async def test_direct_writes_to_a_client_that_catches_up_do_not_close_it():
+    paused = asyncio.Event()
+    got: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        direct = scope["extensions"][SCOPE_EXTENSION]
+        frame = direct.frame_encoder(None, b"b" * 1_000_000)
+        while not direct.write_paused:  # fill the kernel buffers, then ours a little
+            assert direct.write_frame(frame)
+            await asyncio.sleep(0)
+        paused.set()
+        got.set_result(await receive())
+
+    async with serve(app, send_timeout=0.3, write_buffer_limit=64 * 1024 * 1024) as running:
+        reader, writer = await raw_websocket(running.port)
+        await asyncio.wait_for(paused.wait(), TIMEOUT)
+        # The client catches up, then stays quiet for longer than send_timeout.
+        async with asyncio.timeout(TIMEOUT):
+            while (session := next(iter(running.state.sessions))).write_paused:
+                await reader.read(1 << 20)
+            for _ in range(20):
+                await asyncio.sleep(0.05)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reader.read(1 << 20), 0.01)
+        assert running.state.sessions == {session}
+        writer.write(bytes([0x81, 0x82, 0, 0, 0, 0]) + b"ok")
+        assert await asyncio.wait_for(got, TIMEOUT) == {"type": "websocket.receive", "text": "ok"}
+        writer.close()

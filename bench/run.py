@@ -62,13 +62,16 @@ class Server:
     kind: str  # djwire | daphne | uvicorn | gunicorn
     stack: str  # BENCH_STACK: djwire | channels
     app: str = APP
+    #: environment for bench/tools/variant.py (djwire only): an experimental change
+    variant: tuple[tuple[str, str], ...] = ()
 
     def command(self, port: int) -> list[str]:
         py = sys.executable
         if self.kind == "djwire":
+            launcher = [str(BENCH / "tools" / "variant.py")] if self.variant else []
             return [
-                py, "-m", "djwire", "serve", self.app, "--host", HOST, "--port", str(port),
-                "--no-access-log", "--log-level", "warning",
+                py, *launcher, "-m", "djwire", "serve", self.app,
+                "--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning",
             ]  # fmt: skip
         if self.kind == "daphne":
             return [str(VENV_BIN / "daphne"), "-b", HOST, "-p", str(port), "-v", "0", self.app]
@@ -151,6 +154,7 @@ class RunningServer:
         self.port = free_port()
         env = dict(os.environ)
         env.update(
+            **dict(server.variant),
             BENCH_STACK=server.stack,
             DJANGO_SETTINGS_MODULE="benchproj.settings",
             PYTHONPATH=os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")]).rstrip(
@@ -763,6 +767,17 @@ def write_report(results: Results, args: argparse.Namespace, started: float, loa
     (BENCH / "RESULTS.md").write_text("\n".join(lines))
 
 
+def add_variant(spec: str) -> None:
+    name, _, settings = spec.partition("=")
+    env = tuple(tuple(item.split("=", 1)) for item in settings.split("+") if item)
+    for rows in ROWS.values():
+        for row in list(rows):
+            if row.server.kind == "djwire" and not row.server.variant:
+                server = Server(row.server.kind, row.server.stack, row.server.app, env)
+                label = f"{row.label} [{name}]"
+                rows.append(Row(f"{row.key}~{name}", label, server, row.group_mode))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -782,9 +797,19 @@ def main() -> None:
         help="repeat a measurement when other processes used more than this many cores",
     )
     parser.add_argument("--retries", type=int, default=2, help="repeats per measurement")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VAR=VALUE[+VAR=VALUE]",
+        help="add a row per djwire-server row run through bench/tools/variant.py with these "
+        "environment variables, e.g. gcfreeze=BENCH_GC_FREEZE=1",
+    )
     parser.add_argument("--echo-chars", type=int, default=400, help="per-run output shown")
     args = parser.parse_args()
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    for spec in args.variant:
+        add_variant(spec)
     only = {r.strip() for r in args.rows.split(",") if r.strip()}
     ARGS_MAX_FOREIGN[:] = [args.max_foreign_load, args.retries]
     # The runner itself stays off the server's core.

@@ -28,6 +28,11 @@ import run as bench
 PROFILES = bench.BENCH / "profiles"
 
 
+#: Leaf frames of threads that are only waiting for work (py-spy does not always see
+#: them as idle): their samples are left out.
+WAITING = ("_worker (concurrent/futures/thread.py:81)", "wait (threading.py:")
+
+
 def summarize(raw: str, top: int) -> str:
     """Own and total shares per function from py-spy's collapsed stacks."""
     own: collections.Counter[str] = collections.Counter()
@@ -39,18 +44,22 @@ def summarize(raw: str, top: int) -> str:
         if not stack:
             continue
         count = int(count_text)
-        samples += count
         frames = [f for f in stack.split(";") if f]
-        if not frames:
+        python = [f for f in frames if ".py:" in f]
+        if not frames or (python and python[-1].startswith(WAITING)):
             continue
+        samples += count
         own[frames[-1]] += count
         if "libc" in frames[-1]:
-            python = [f for f in frames if ".py:" in f]
             leaf = frames[-1].split(" ")[0]
             syscalls[f"{leaf} <- {python[-1] if python else '?'}"] += count
         for frame in set(frames):
             total[frame] += count
-    out = [f"{samples} samples", "", "own %  function (file:line)"]
+    out = [
+        f"{samples} samples (threads waiting for work left out)",
+        "",
+        "own %  function (file:line)",
+    ]
     out += [f"{100 * n / samples:5.1f}  {name}" for name, n in own.most_common(top)]
     out += ["", "total %  function (file:line)"]
     out += [f"{100 * n / samples:5.1f}  {name}" for name, n in total.most_common(top)]
@@ -71,7 +80,16 @@ def main() -> None:
     parser.add_argument("--native", action="store_true", help="include C frames (uvloop etc.)")
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
+    parser.add_argument(
+        "--from-raw", action="store_true", help="only summarize the existing .raw again"
+    )
     args = parser.parse_args()
+    if args.from_raw:
+        name = f"{args.workload}-{args.row}"
+        text = summarize((PROFILES / f"{name}.raw").read_text(), args.top)
+        (PROFILES / f"{name}.txt").write_text(f"# {name}\n\n{text}")
+        print(text)
+        return
     row = next((r for r in bench.ROWS[args.workload] if r.key == args.row), None)
     if row is None:
         keys = ", ".join(r.key for r in bench.ROWS[args.workload])

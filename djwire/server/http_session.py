@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 
 from djwire.exceptions import RouteNotFound
 from djwire.server.asgi_types import HTTP_ASGI, HTTPScope, Message
+from djwire.server.flow import INF, WriteFlow
 from djwire.server.protocols.http import (
     CONTINUE_RESPONSE,
     Body,
@@ -30,7 +31,6 @@ from djwire.server.protocols.proxy import apply_proxy_headers
 from djwire.server.protocols.states import HTTP_APP, HTTP_PHASES, HttpAppState, HttpPhase
 from djwire.server.state import ServerState, access_logger, logger
 
-INF: Final = float("inf")
 _PAUSED_FOR_BODY: Final = 1
 _PAUSED_FOR_PIPELINE: Final = 2
 _DISCONNECT: Final = {"type": "http.disconnect"}
@@ -68,7 +68,7 @@ def peer_addresses(
     return client, server
 
 
-class HttpSession(asyncio.Protocol):
+class HttpSession(WriteFlow):
     """asyncio protocol for one HTTP connection."""
 
     def __init__(self, state: ServerState) -> None:
@@ -86,9 +86,7 @@ class HttpSession(asyncio.Protocol):
         self.receiving: RequestCycle | None = None
         self.pipeline: deque[RequestCycle | WebSocketRequest | Rejected] = deque()
         self.read_paused = 0
-        self.write_paused = False
-        self.drain_waiter: asyncio.Future[None] | None = None
-        self.write_deadline = INF
+        self.init_flow()
         self.over_capacity = False
         self.client_eof = False
 
@@ -160,21 +158,7 @@ class HttpSession(asyncio.Protocol):
             if isinstance(cycle, RequestCycle):
                 cycle.on_disconnect()
         self.cycle = self.receiving = None
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            self.write_deadline = INF
-            if not waiter.done():
-                waiter.set_result(None)
+        self.release_drain()
 
     # -- session interface (registry) --------------------------------------------------
 
@@ -354,11 +338,7 @@ class HttpSession(asyncio.Protocol):
         """Wait until the client has read enough of what was written (backpressure)."""
         if not self.write_paused or self.phase is HttpPhase.CLOSED:
             return
-        waiter = self.drain_waiter
-        if waiter is None:
-            waiter = self.drain_waiter = self.state.loop.create_future()
-            self.write_deadline = self.state.now + self.state.config.send_timeout
-        await asyncio.shield(waiter)
+        await self.wait_for_drain()
 
     def _close(self) -> None:
         if self.phase is not HttpPhase.CLOSED:

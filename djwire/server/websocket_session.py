@@ -25,6 +25,7 @@ from djwire.server.asgi_types import (
     WebSocketScope,
 )
 from djwire.server.errors import ClientDisconnected
+from djwire.server.flow import INF, WriteFlow
 from djwire.server.protocols.http import Request, ResponseFraming, simple_response
 from djwire.server.protocols.proxy import apply_proxy_headers
 from djwire.server.protocols.states import WEBSOCKET_APP, WebSocketAppState
@@ -39,7 +40,6 @@ from djwire.server.state import ServerState, access_logger, logger
 if TYPE_CHECKING:
     pass
 
-INF: Final = float("inf")
 _CONNECT: Final = {"type": "websocket.connect"}
 #: The denial-response extension takes no options: one shared (empty) dict.
 _DENIAL_EXTENSION: Final[dict[str, Any]] = {}
@@ -56,7 +56,7 @@ def _subprotocols(request: Request) -> list[str]:
     return offered
 
 
-class WebSocketSession(asyncio.Protocol):
+class WebSocketSession(WriteFlow):
     """asyncio protocol for one WebSocket connection (after the upgrade request)."""
 
     __slots__ = (
@@ -65,7 +65,6 @@ class WebSocketSession(asyncio.Protocol):
         "closed",
         "connect_sent",
         "deadline",
-        "drain_waiter",
         "framing",
         "last_heard",
         "pending",
@@ -81,8 +80,6 @@ class WebSocketSession(asyncio.Protocol):
         "task",
         "transport",
         "waiter",
-        "write_deadline",
-        "write_paused",
     )
 
     def __init__(
@@ -104,11 +101,9 @@ class WebSocketSession(asyncio.Protocol):
         self.queue: deque[Message] | None = None
         self.waiter: asyncio.Future[Message] | None = None
         self.deadline = INF
-        self.write_deadline = INF
         self.last_heard = state.now
         self.ping_sent = 0.0
-        self.write_paused = False
-        self.drain_waiter: asyncio.Future[None] | None = None
+        self.init_flow()
         self.read_paused = False
         self.pending = b""
         self.framing: ResponseFraming | None = None
@@ -203,25 +198,7 @@ class WebSocketSession(asyncio.Protocol):
         if self.closed is None:
             closed = self.proto.closed_event() if self.proto is not None else Closed(1006, "")
             self._on_closed(closed)
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        # The client caught up: whoever started the slow-reader clock (a send()
-        # or a direct frame write), it stops now.
-        self.write_deadline = INF
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.release_drain()
 
     # -- incoming ---------------------------------------------------------------------
 
@@ -432,11 +409,7 @@ class WebSocketSession(asyncio.Protocol):
             transport.close()
 
     async def _drain(self) -> None:
-        waiter = self.drain_waiter
-        if waiter is None:
-            waiter = self.drain_waiter = self.state.loop.create_future()
-            self.write_deadline = self.state.now + self.state.config.send_timeout
-        await asyncio.shield(waiter)
+        await self.wait_for_drain()
         if self.closed is not None:
             raise ClientDisconnected("WebSocket closed while waiting to send")
 

@@ -395,21 +395,29 @@ _REPLIES_WAIT = (
 
 @pytest.mark.xfail(strict=True, reason=_REPLIES_WAIT)
 async def test_a_reply_reaches_the_client_while_the_consumer_still_runs() -> None:
-    release = threading.Event()
+    release, finished = threading.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
 
     def slow(message: Any) -> None:
-        message.reply_channel.send({"text": "working"})
-        release.wait(5)
-        message.reply_channel.send({"text": "done"})
+        try:
+            message.reply_channel.send({"text": "working"})
+            release.wait(5)
+            message.reply_channel.send({"text": "done"})
+        finally:
+            loop.call_soon_threadsafe(finished.set)
 
     communicator = await open_socket([route("websocket.receive", slow)], "/")
     await communicator.send_to(text_data="go")
     try:
         assert await communicator.receive_from(timeout=1) == "working"
+        release.set()
+        assert await communicator.receive_from() == "done"
+        await communicator.disconnect()
     finally:
         release.set()
-    assert await communicator.receive_from() == "done"
-    await communicator.disconnect()
+        # Keep this loop running until the consumer thread is done: its last send
+        # needs the loop, and a closed loop would leave the thread hanging.
+        await asyncio.wait_for(finished.wait(), 5)
 
 
 @pytest.mark.xfail(

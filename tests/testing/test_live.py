@@ -16,6 +16,7 @@ from django.test import override_settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from djwire import Group
 from djwire.layers import get_channel_layer
 from djwire.routing import route
 from djwire.testing import ChannelsLiveServerTestCase, DjwireLiveServerTestCase, LiveServer
@@ -82,24 +83,35 @@ class ChatOverRealSockets(DjwireLiveServerTestCase):
             self.open("/ws/nowhere/")
         assert caught.value.response.status_code in (403, 404)
 
-    def test_a_consumer_that_raises_closes_the_socket_with_1011(self) -> None:
-        with self.open() as socket:
+    def test_a_consumer_that_raises_is_logged_and_closes_the_socket_with_1011(self) -> None:
+        with self.assertLogs("djwire", level="ERROR") as logs, self.open() as socket:
             self.receive_json(socket)
             socket.send(json.dumps({"crash": True}))
             with pytest.raises(ConnectionClosed) as caught:
                 socket.recv(timeout=TIMEOUT)
         assert caught.value.rcvd is not None and caught.value.rcvd.code == 1011
+        assert "consumer crashed on purpose" in "\n".join(logs.output)
 
 
+# The classic example of the foundation issue, plus a connect route that joins "chat".
 def connect_blog(message: Any, slug: str) -> None:
-    from djwire import Group
-
     message.reply_channel.send({"accept": True})
     Group("liveblog-" + slug).add(message.reply_channel)
 
 
+def chat_connect(message: Any) -> None:
+    Group("chat").add(message.reply_channel)
+    message.reply_channel.send({"accept": True})
+
+
+def chat_receive(message: Any) -> None:
+    Group("chat").send({"text": message.content["text"]})
+
+
 channel_routing = [
-    route("websocket.connect", connect_blog, path=r"^/liveblog/(?P<slug>[^/]+)/stream/$")
+    route("websocket.connect", connect_blog, path=r"^/liveblog/(?P<slug>[^/]+)/stream/$"),
+    route("websocket.connect", chat_connect, path=r"^/chat/$"),
+    route("websocket.receive", chat_receive, path=r"^/chat/$"),
 ]
 
 
@@ -114,8 +126,6 @@ channel_routing = [
 )
 class ClassicOverRealSockets(DjwireLiveServerTestCase):
     def test_the_classic_liveblog_example(self) -> None:
-        from djwire import Group
-
         url = self.live_server_ws_url + "/liveblog/release/stream/"
         with connect(url, open_timeout=TIMEOUT) as socket:
             # The consumer accepts, then joins the group (in a thread): wait for that.
@@ -127,6 +137,21 @@ class ClassicOverRealSockets(DjwireLiveServerTestCase):
                 time.sleep(0.01)
             Group("liveblog-release").send({"text": json.dumps({"title": "5.0"})})
             assert json.loads(socket.recv(timeout=TIMEOUT)) == {"title": "5.0"}
+
+    def test_the_classic_chat_example(self) -> None:
+        url = self.live_server_ws_url + "/chat/"
+        with (
+            connect(url, open_timeout=TIMEOUT) as alice,
+            connect(url, open_timeout=TIMEOUT) as bob,
+        ):
+            alice.send("hello from alice")
+            assert bob.recv(timeout=TIMEOUT) == "hello from alice"
+            assert alice.recv(timeout=TIMEOUT) == "hello from alice"
+
+    def test_a_path_without_a_classic_route_is_refused(self) -> None:
+        with pytest.raises(InvalidStatus) as caught:
+            connect(self.live_server_ws_url + "/nowhere/", open_timeout=TIMEOUT)
+        assert caught.value.response.status_code == 403
 
 
 def test_live_server_context_manager_serves_any_application() -> None:

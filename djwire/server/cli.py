@@ -23,58 +23,115 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve an ASGI application over HTTP/1.1 and WebSocket",
         description="Serve an ASGI 3 application (e.g. proj.asgi:application).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     defaults = Config()
     add = serve.add_argument
     add("app", help='the app as "module:attribute" (attribute defaults to "application")')
-    add("--host", default=defaults.host, help="bind address (default %(default)s)")
-    add("--port", type=int, default=defaults.port, help="bind port (default %(default)s)")
+    add("--host", default=defaults.host, help="bind address")
+    add("--port", type=int, default=defaults.port, help="bind port")
     add("--uds", help="bind to this Unix domain socket instead")
     add("--fd", type=int, help="serve this inherited, listening socket file descriptor")
     add("--workers", type=int, default=defaults.workers, help="worker processes (supervised)")
-    add("--backlog", type=int, default=defaults.backlog)
-    add("--loop", choices=("auto", "uvloop", "asyncio"), default=defaults.loop)
-    add("--lifespan", choices=("auto", "on", "off"), default=defaults.lifespan)
+    add("--backlog", type=int, default=defaults.backlog, help="listen() queue length")
+    add(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default=defaults.loop,
+        help="event loop (auto: uvloop when installed)",
+    )
+    add(
+        "--lifespan",
+        choices=("auto", "on", "off"),
+        default=defaults.lifespan,
+        help="ASGI lifespan (auto: tolerate apps without it)",
+    )
     add("--root-path", default=defaults.root_path, help="ASGI root_path (mount prefix)")
     add(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
         default=defaults.proxy_headers,
-        help="believe X-Forwarded-*/Forwarded from --forwarded-allow-ips (default on)",
+        help="believe X-Forwarded-*/Forwarded from --forwarded-allow-ips",
     )
     add(
         "--forwarded-allow-ips",
         default=os.environ.get("FORWARDED_ALLOW_IPS", ",".join(defaults.forwarded_allow_ips)),
-        help='comma-separated trusted proxy addresses/networks, "*" for all '
-        "(default: $FORWARDED_ALLOW_IPS or %(default)s)",
+        help='comma-separated trusted proxy addresses/networks, "*" for all, "unix" '
+        "for Unix-socket peers (default from $FORWARDED_ALLOW_IPS)",
     )
-    add("--max-connections", type=int, default=defaults.max_connections)
-    add("--timeout-keep-alive", type=float, default=defaults.keep_alive_timeout)
-    add("--timeout-request-head", type=float, default=defaults.request_head_timeout)
+    add(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="per process; beyond it new clients get 503",
+    )
+    add(
+        "--timeout-keep-alive",
+        type=float,
+        default=defaults.keep_alive_timeout,
+        help="seconds an HTTP connection may idle between requests",
+    )
+    add(
+        "--timeout-request-head",
+        type=float,
+        default=defaults.request_head_timeout,
+        help="seconds a client has to send a request head (slow-loris defence)",
+    )
     add(
         "--timeout-graceful-shutdown",
         type=float,
         default=defaults.graceful_shutdown_timeout,
-        help="seconds apps get to finish on SIGTERM/SIGINT (default %(default)s)",
+        help="seconds apps get to finish on SIGTERM/SIGINT",
     )
-    add("--max-header-size", type=int, default=defaults.max_header_size)
-    add("--max-request-body-size", type=int, default=defaults.max_request_body_size)
-    add("--ws-max-size", type=int, default=defaults.ws_max_message_size, help="bytes per message")
-    add("--ws-max-frame-size", type=int, default=defaults.ws_max_frame_size)
-    add("--ws-ping-interval", type=float, default=defaults.ws_ping_interval)
-    add("--ws-ping-timeout", type=float, default=defaults.ws_ping_timeout)
+    add(
+        "--max-header-size",
+        type=int,
+        default=defaults.max_header_size,
+        help="bytes of request line and headers (431 beyond)",
+    )
+    add(
+        "--max-request-body-size",
+        type=int,
+        default=defaults.max_request_body_size,
+        help="bytes of request body (413 beyond); 0 for no limit",
+    )
+    add(
+        "--ws-max-size",
+        type=int,
+        default=defaults.ws_max_message_size,
+        help="bytes per incoming WebSocket message, decompressed (1009 beyond)",
+    )
+    add(
+        "--ws-max-frame-size",
+        type=int,
+        default=defaults.ws_max_frame_size,
+        help="bytes per incoming WebSocket frame (default: the message limit)",
+    )
+    add(
+        "--ws-ping-interval",
+        type=float,
+        default=defaults.ws_ping_interval,
+        help="seconds of client silence before a keepalive ping; 0 disables",
+    )
+    add(
+        "--ws-ping-timeout",
+        type=float,
+        default=defaults.ws_ping_timeout,
+        help="seconds a ping may go unanswered before closing 1011",
+    )
     add(
         "--ws-per-message-deflate",
         action=argparse.BooleanOptionalAction,
         default=defaults.ws_per_message_deflate,
+        help="negotiate permessage-deflate compression (RFC 7692)",
     )
     add("--no-access-log", action="store_true", help="do not log each request")
-    add("--log-level", choices=LOG_LEVELS, default=defaults.log_level)
+    add("--log-level", choices=LOG_LEVELS, default=defaults.log_level, help="server log level")
     add(
         "--django-fast-path",
         action=argparse.BooleanOptionalAction,
         default=defaults.django_fast_path,
-        help="serve sync Django views in one thread-pool hop (default on)",
+        help="serve sync Django views in one thread-pool hop",
     )
     return parser
 
@@ -99,7 +156,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "request_head_timeout": args.timeout_request_head,
         "graceful_shutdown_timeout": args.timeout_graceful_shutdown,
         "max_header_size": args.max_header_size,
-        "max_request_body_size": args.max_request_body_size,
+        "max_request_body_size": args.max_request_body_size or None,
         "ws_max_message_size": args.ws_max_size,
         "ws_max_frame_size": args.ws_max_frame_size,
         "ws_ping_interval": ping_interval if ping_interval and ping_interval > 0 else None,

@@ -49,10 +49,37 @@ class Events(AsyncHttpConsumer):
         await self.send_body(b"")
 
 
+class LongPoll(AsyncHttpConsumer):
+    """Waits for a "news" group message, then answers with it."""
+
+    async def handle(self, body: bytes) -> None:
+        await self.channel_layer.group_add("news", self.channel_name)  # type: ignore[union-attr]
+        await self.send_headers(headers=[(b"content-type", b"application/json")])
+        await self.send_body(b"", more_body=True)
+
+    async def news_item(self, event: dict[str, Any]) -> None:
+        await self.send_body(event["body"].encode())
+
+    async def disconnect(self) -> None:
+        await self.channel_layer.group_discard("news", self.channel_name)  # type: ignore[union-attr]
+
+
+class Upload(AsyncHttpConsumer):
+    max_body_size = 1000
+
+    async def handle(self, body: bytes) -> None:
+        await self.send_response(200, str(len(body)).encode())
+
+
 application = ProtocolTypeRouter(
     {
         "http": URLRouter(
-            [path("events/", Events.as_asgi()), re_path(r"^", get_asgi_application())]
+            [
+                path("events/", Events.as_asgi()),
+                path("poll/", LongPoll.as_asgi()),
+                path("upload/", Upload.as_asgi()),
+                re_path(r"^", get_asgi_application()),
+            ]
         ),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter([path("ws/chat/", Chat.as_asgi())]))

@@ -3,9 +3,12 @@ sockets, with the test database and the in-memory channel layer shared."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +25,14 @@ from djwire.routing import route
 from djwire.testing import ChannelsLiveServerTestCase, DjwireLiveServerTestCase, LiveServer
 
 TIMEOUT = 5
+
+
+def wait_for(condition: Callable[[], Any]) -> None:
+    """Poll ``condition`` until it is true; fail after TIMEOUT seconds."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.01)
 
 
 def test_channels_name_is_an_alias() -> None:
@@ -49,6 +60,26 @@ class ChatOverRealSockets(DjwireLiveServerTestCase):
         with urllib.request.urlopen(self.live_server_url + "/events/", timeout=TIMEOUT) as page:
             assert page.headers["content-type"] == "text/event-stream"
             assert page.read() == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+
+    def test_a_long_poll_is_answered_by_a_later_group_message(self) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(self.fetch, "/poll/")
+            wait_for(lambda: async_to_sync(layer.group_channels)("news"))
+            async_to_sync(layer.group_send)("news", {"type": "news.item", "body": '{"n": 1}'})
+            assert answer.result(timeout=TIMEOUT) == b'{"n": 1}'
+        wait_for(lambda: not async_to_sync(layer.group_channels)("news"))
+
+    def test_a_request_body_over_the_consumers_limit_gets_413(self) -> None:
+        assert self.fetch("/upload/", data=b"x" * 1000) == b"1000"
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            self.fetch("/upload/", data=b"x" * 1001)
+        assert caught.value.code == 413
+
+    def fetch(self, path: str, data: bytes | None = None) -> bytes:
+        with urllib.request.urlopen(self.live_server_url + path, data, timeout=TIMEOUT) as page:
+            return bytes(page.read())
 
     def test_a_chat_between_two_sockets(self) -> None:
         with self.open() as alice, self.open() as bob:
@@ -131,10 +162,7 @@ class ClassicOverRealSockets(DjwireLiveServerTestCase):
             # The consumer accepts, then joins the group (in a thread): wait for that.
             layer = get_channel_layer()
             assert layer is not None
-            deadline = time.monotonic() + TIMEOUT
-            while not async_to_sync(layer.group_channels)("liveblog-release"):
-                assert time.monotonic() < deadline, "the socket never joined the group"
-                time.sleep(0.01)
+            wait_for(lambda: async_to_sync(layer.group_channels)("liveblog-release"))
             Group("liveblog-release").send({"text": json.dumps({"title": "5.0"})})
             assert json.loads(socket.recv(timeout=TIMEOUT)) == {"title": "5.0"}
 

@@ -326,12 +326,14 @@ def channel_session(func: F) -> F:
         session = session_for_reply_channel(message.reply_channel.name)
         key = cast(str, session.session_key)
         message.channel_session = session
-        result = func(message, *args, **kwargs)
-        if message.channel.name == "websocket.disconnect":
-            session.delete(key)  # the connection is gone; so is its session
-        elif session.modified:
-            _persist_channel_session(session, key)
-        return result
+        try:
+            return func(message, *args, **kwargs)
+        finally:
+            # Saved even when the consumer raised, as in Channels 1.
+            if message.channel.name == "websocket.disconnect":
+                session.delete(key)  # the connection is gone; so is its session
+            elif session.modified:
+                _persist_channel_session(session, key)
 
     return cast(F, with_channel_session)
 

@@ -357,3 +357,17 @@ def test_channel_and_http_session_finds_the_http_session_after_connect() -> None
     consumer(classic_message("websocket.connect", headers=[[b"cookie", cookie]]))
     consumer(classic_message("websocket.receive", text="hi"))
     assert seen == ["teal", "teal"]
+
+
+@pytest.mark.django_db
+def test_channel_session_is_saved_even_when_the_consumer_raises() -> None:
+    @channel_session
+    def consumer(message: Any) -> None:
+        message.channel_session["step"] = message["text"]
+        if message["text"] == "boom":
+            raise RuntimeError("consumer bug")
+
+    with pytest.raises(RuntimeError):
+        consumer(classic_message("websocket.receive", text="boom"))
+    key = session_for_reply_channel("websocket.send.test!abc").session_key
+    assert SessionStore(key)["step"] == "boom"

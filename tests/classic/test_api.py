@@ -87,6 +87,31 @@ async def test_chat_messages_reach_every_member_and_groups_are_left_at_disconnec
     assert await layer.group_channels("chat") == []
 
 
+def room_receive(message: Any) -> None:
+    if message["text"] == "leave":
+        Group("room").discard(message.reply_channel)
+        message.reply_channel.send({"text": "left"})
+
+
+async def test_group_discard_stops_group_messages() -> None:
+    def join_room(message: Any) -> None:
+        Group("room").add(message.reply_channel)
+        message.reply_channel.send({"accept": True})
+
+    routing = [
+        route("websocket.connect", join_room, path=r"^/room/$"),
+        route("websocket.receive", room_receive, path=r"^/room/$"),
+    ]
+    stays, leaves = await open_socket(routing, "/room/"), await open_socket(routing, "/room/")
+    await leaves.send_to(text_data="leave")
+    assert await leaves.receive_from() == "left"
+    await sync_to_async(Group("room").send)({"text": "still here?"})
+    assert await stays.receive_from() == "still here?"
+    assert await leaves.receive_nothing()
+    await stays.disconnect()
+    await leaves.disconnect()
+
+
 async def test_a_path_with_no_route_is_rejected() -> None:
     communicator = WebsocketCommunicator(ClassicWebsocketApp(channel_routing), "/nowhere/")
     connected, _ = await communicator.connect()

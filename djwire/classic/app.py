@@ -22,7 +22,6 @@ from djwire.exceptions import InvalidChannelLayerError, StopConsumer
 from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
 from djwire.layers.direct import SCOPE_EXTENSION
 from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
-from djwire.utils import await_many_dispatch
 
 from .channel import Channel
 from .message import Message
@@ -88,28 +87,26 @@ class _Connection:
         name = await self.layer.new_channel(prefix="websocket.send.")
         self.reply = Channel(name, alias=self.app.alias, channel_layer=self.layer)
         self.reply.on_group_add = self.groups.add
-
-        async def from_client() -> tuple[bool, dict[str, Any]]:
-            return True, await receive()
-
-        async def from_layer() -> tuple[bool, dict[str, Any]]:
-            return False, await self.layer.receive(name)
-
+        # Replies are forwarded while a consumer still runs (it may send many, or
+        # wait between sends); client events go to consumers one at a time, and
+        # the next is read only when the last is handled, so a slow consumer
+        # pushes back on the client instead of queueing its messages here.
+        replies = asyncio.ensure_future(self.forward_replies(name))
         try:
-            await await_many_dispatch([from_client, from_layer], self.handle)
+            while True:
+                await self.on_client_event(await receive())
         except StopConsumer:
             pass
         finally:
+            replies.cancel()
+            await asyncio.gather(replies, return_exceptions=True)
             self.layer.detach_socket(name)
             for group in self.groups:
                 await self.layer.group_discard(group, name)
 
-    async def handle(self, item: tuple[bool, dict[str, Any]]) -> None:
-        from_client, event = item
-        if from_client:
-            await self.on_client_event(event)
-        else:
-            await self.on_reply(event)
+    async def forward_replies(self, name: str) -> None:
+        while True:
+            await self.on_reply(await self.layer.receive(name))
 
     # -- client -> consumers ----------------------------------------------------------
 

@@ -410,15 +410,7 @@ async def test_channel_session_keeps_state_per_connection() -> None:
 
 # -- replies while a consumer is still running ----------------------------------------
 
-_REPLIES_WAIT = (
-    "lead bug: djwire/classic/app.py _Connection.run (line 99) dispatches client events "
-    "and reply-channel messages in one sequential loop and awaits run_consumer() (line "
-    "151) inside it, so the reply channel is not drained while a consumer runs: replies "
-    "reach the client only after the consumer returns (Channels 1 delivered them at once)"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=_REPLIES_WAIT)
 async def test_a_reply_reaches_the_client_while_the_consumer_still_runs() -> None:
     release, finished = threading.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -445,11 +437,6 @@ async def test_a_reply_reaches_the_client_while_the_consumer_still_runs() -> Non
         await asyncio.wait_for(finished.wait(), 5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=_REPLIES_WAIT + "; more replies than the layer's capacity (100) in one consumer "
-    "call raise ChannelFull in the consumer and the socket is closed with 1011",
-)
 async def test_a_consumer_may_send_more_replies_than_the_channel_capacity() -> None:
     def chatty(message: Any) -> None:
         for n in range(150):

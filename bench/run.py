@@ -64,6 +64,8 @@ class Server:
     app: str = APP
     #: environment for bench/tools/variant.py (djwire only): an experimental change
     variant: tuple[tuple[str, str], ...] = ()
+    #: extra command-line arguments
+    extra: tuple[str, ...] = ()
 
     def command(self, port: int) -> list[str]:
         py = sys.executable
@@ -72,6 +74,7 @@ class Server:
             return [
                 py, *launcher, "-m", "djwire", "serve", self.app,
                 "--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning",
+                *self.extra,
             ]  # fmt: skip
         if self.kind == "daphne":
             return [str(VENV_BIN / "daphne"), "-b", HOST, "-p", str(port), "-v", "0", self.app]
@@ -132,6 +135,11 @@ ROWS: dict[str, list[Row]] = {
         Row("daphne", "daphne + Channels", DAPHNE),
         Row("uvicorn", "uvicorn + Channels", UVICORN),
         Row("gunicorn", "gunicorn sync worker (WSGI)", GUNICORN),
+        Row(
+            "djwire-asgi",
+            "djwire serve --no-django-fast-path + djwire (Django's ASGI handler)",
+            Server("djwire", "djwire", extra=("--no-django-fast-path",)),
+        ),
     ],
     "w5": [
         Row("djwire", "djwire serve + djwire", DJWIRE),
@@ -773,7 +781,9 @@ def add_variant(spec: str) -> None:
     for rows in ROWS.values():
         for row in list(rows):
             if row.server.kind == "djwire" and not row.server.variant:
-                server = Server(row.server.kind, row.server.stack, row.server.app, env)
+                server = Server(
+                    row.server.kind, row.server.stack, row.server.app, env, row.server.extra
+                )
                 label = f"{row.label} [{name}]"
                 rows.append(Row(f"{row.key}~{name}", label, server, row.group_mode))
 

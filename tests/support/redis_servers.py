@@ -63,6 +63,7 @@ class RedisServer:
     def __init__(self, *extra: str, port: int | None = None, sentinel: bool = False) -> None:
         self.binary = require_redis()
         self.extra = list(extra)
+        self.fixed_port = port is not None
         self.port = port or free_port()
         self.sentinel = sentinel
         self.directory = Path(tempfile.mkdtemp(prefix="djwire-redis-"))
@@ -80,6 +81,8 @@ class RedisServer:
         for _ in range(5):
             if self._try_start():
                 return self
+            if self.fixed_port:
+                break
             self.port = free_port()  # somebody took the port between probe and bind
         raise RuntimeError(f"Could not start redis-server; see {self.directory}/redis.log")
 
@@ -301,9 +304,9 @@ def cluster(config: pytest.Config) -> RedisCluster:
 
 
 @contextlib.contextmanager
-def private_server(*extra: str) -> Iterator[RedisServer]:
+def private_server(*extra: str, port: int | None = None) -> Iterator[RedisServer]:
     """A server of one's own (for tests that restart or kill it)."""
-    server = RedisServer(*extra).start()
+    server = RedisServer(*extra, port=port).start()
     try:
         yield server
     finally:

@@ -54,11 +54,19 @@ class Limits:
     poll_interval: float = 1.0
     #: Subscriber connections are pinged this often to detect a dead server.
     health_check_interval: float = 10.0
+    #: After a node is seen to have restarted (and lost its data), group sends to
+    #: groups on it wait out this long before reading the members, so that every
+    #: process has had time to re-register its members (it reconnects within
+    #: ``reconnect_backoff[1]``). Keep it above that.
+    restart_grace: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "socket_timeout", "retry_timeout", "poll_interval"):
+        positive = ("connect_timeout", "socket_timeout", "retry_timeout", "poll_interval")
+        for name in (*positive, "health_check_interval"):
             if getattr(self, name) <= 0:
                 raise InvalidChannelLayerError(f"{name} must be positive")
+        if self.restart_grace < 0:
+            raise InvalidChannelLayerError("restart_grace must not be negative")
         low, high = self.reconnect_backoff
         if not 0 < low <= high:
             raise InvalidChannelLayerError(

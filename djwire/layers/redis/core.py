@@ -50,7 +50,7 @@ from .feeds import Feed
 from .loops import PerLoop
 from .membership import MembershipMirror
 from .nodes import Node, StaticNode
-from .pipe import CommandPipe, PushBuilder
+from .pipe import CommandPipe, PushBuilder, ServerInfo
 from .serializers import make_serializer
 from .sharding import Keys, owner_token
 from .subscriber import Subscriber
@@ -92,6 +92,7 @@ class RedisChannelLayer(BaseChannelLayer):
         inbox_capacity: int = Limits.inbox_capacity,
         poll_interval: float = Limits.poll_interval,
         health_check_interval: float = Limits.health_check_interval,
+        restart_grace: float = Limits.restart_grace,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         if group_expiry <= 0:
@@ -109,6 +110,7 @@ class RedisChannelLayer(BaseChannelLayer):
             inbox_capacity=inbox_capacity,
             poll_interval=poll_interval,
             health_check_interval=health_check_interval,
+            restart_grace=restart_grace,
         )
         nodes = parse_hosts(hosts)  # type: ignore[arg-type]
         self.router: Router
@@ -141,6 +143,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self._waiting: dict[str, int] = {}
         self._confirmed: dict[bytes, bytes] = {}
         self._run_ids: dict[str, str] = {}
+        self._restarted: dict[str, float] = {}  # node -> when we saw it had restarted
         self._needs_restore: set[str] = set()
 
     def __repr__(self) -> str:
@@ -193,18 +196,23 @@ class RedisChannelLayer(BaseChannelLayer):
         command = script.evalsha(keys, args)
         return await self._run(tag, lambda pipe: pipe.call(command))
 
-    def _on_connect(self, pipe: CommandPipe, run_id: str) -> None:
+    def _on_connect(self, pipe: CommandPipe, info: ServerInfo) -> None:
         """A pipe (re)connected: notice restarts and put memberships back."""
         node = pipe.node.key
         previous = self._run_ids.get(node)
-        self._run_ids[node] = run_id
-        if previous is not None and previous != run_id:
+        self._run_ids[node] = info.run_id
+        if info.uptime <= self.limits.restart_grace:
+            # Fresh server: it may have lost groups a moment ago even if this
+            # process never saw it before; give members time to re-register.
+            self._restarted[node] = time.monotonic() - info.uptime
+        if previous is not None and previous != info.run_id:
             self.stats.extra["redis_restarts"] = self.stats.extra.get("redis_restarts", 0) + 1
             logger.warning(
                 "Redis at %s restarted: messages it held are lost (receivers count them); "
                 "re-registering this process's group memberships",
                 node,
             )
+            self._restarted.setdefault(node, time.monotonic())
             self._needs_restore.add(node)
         if node in self._needs_restore:
             self._needs_restore.discard(node)
@@ -412,17 +420,20 @@ class RedisChannelLayer(BaseChannelLayer):
                 tag, scripts.TAKE, (list_key, taken, rejections), (confirmed, batch_id, count, ttl)
             )
 
-        if self.router.ready:
-            subscriber = self._loops.current().subscriber(self.router.node_for(tag))
-        else:
-            subscriber = _LazySubscriber(self, tag)  # type: ignore[assignment]
+        async def find_subscriber() -> Subscriber | None:
+            try:
+                node = await self._node(tag)
+            except LayerUnavailable:
+                return None
+            return self._loops.current().subscriber(node)
+
         return Feed(
             name=name,
             token=self.token,
             confirmed=self._confirmed,
             list_key=list_key,
             wake_channel=self.keys.wake(list_key),
-            subscriber=subscriber,
+            find_subscriber=find_subscriber,
             take=take,
             deliver=deliver,
             batch_size=batch_size,
@@ -564,9 +575,7 @@ class RedisChannelLayer(BaseChannelLayer):
             deliver_to_local(self, members, message)
         tag = self.keys.group_tag(group)
         try:
-            processes, named = await self._script(
-                tag, scripts.GROUP_TARGETS, self._group_keys(group), (_now_ms(),)
-            )
+            processes, named = await self._group_targets(group, tag)
         except LayerUnavailable as exc:
             node = self.router.node_for(tag).key if self.router.ready else tag
             self.monitor.down(node, exc)
@@ -587,6 +596,21 @@ class RedisChannelLayer(BaseChannelLayer):
                 self.channels.drop(group, reason="a member's queue in Redis is full")
             elif result:
                 self.stats.expired += result
+
+    async def _group_targets(self, group: str, tag: str) -> tuple[list[bytes], list[bytes]]:
+        keys = self._group_keys(group)
+        targets = await self._script(tag, scripts.GROUP_TARGETS, keys, (_now_ms(),))
+        if self._restarted and self.router.ready:
+            # Redis lost the group shortly ago: members may not be back yet. Wait
+            # until every process has had time to re-register, then look again.
+            since = self._restarted.get(self.router.node_for(tag).key)
+            if since is not None:
+                left = self.limits.restart_grace - (time.monotonic() - since)
+                if left > 0:
+                    await asyncio.sleep(left)
+                    targets = await self._script(tag, scripts.GROUP_TARGETS, keys, (_now_ms(),))
+        processes, named = targets
+        return processes, named
 
     def _remember_restore(self, tag: str) -> None:
         if self.router.ready:
@@ -653,27 +677,6 @@ class RedisChannelLayer(BaseChannelLayer):
             for task in pending:
                 task.cancel()
         await self._loops.aclose_current()
-
-
-class _LazySubscriber:
-    """Stands in for a Subscriber until the cluster slot map is known."""
-
-    def __init__(self, layer: RedisChannelLayer, tag: str) -> None:
-        self.layer = layer
-        self.tag = tag
-        self._real: Subscriber | None = None
-
-    async def watch(self, channel: bytes, callback: Callable[[], None]) -> None:
-        try:
-            node = await self.layer._node(self.tag)
-        except LayerUnavailable:
-            return  # the feed polls until the cluster answers
-        self._real = self.layer._loops.current().subscriber(node)
-        await self._real.watch(channel, callback)
-
-    def unwatch(self, channel: bytes, callback: Callable[[], None]) -> None:
-        if self._real is not None:
-            self._real.unwatch(channel, callback)
 
 
 def _ignore_result(future: asyncio.Future[Any]) -> None:

@@ -44,7 +44,7 @@ class Feed:
         confirmed: dict[bytes, bytes],
         list_key: bytes,
         wake_channel: bytes,
-        subscriber: Subscriber,
+        find_subscriber: Callable[[], Awaitable[Subscriber | None]],
         take: Take,
         deliver: Deliver,
         batch_size: Callable[[], int],
@@ -57,7 +57,7 @@ class Feed:
         self.confirmed = confirmed  # list key -> id of the last batch delivered (layer-wide)
         self.list_key = list_key
         self.wake_channel = wake_channel
-        self.subscriber = subscriber
+        self.find_subscriber = find_subscriber
         self.take = take
         self.deliver = deliver
         self.batch_size = batch_size
@@ -95,9 +95,15 @@ class Feed:
         self.poke()
 
     async def run(self) -> None:
-        await self.subscriber.watch(self.wake_channel, self.wake.set)
+        subscriber: Subscriber | None = None
         try:
             while not self.superseded and self.wanted():
+                if subscriber is None:
+                    # None while the node cannot be named (cluster unreachable):
+                    # the feed polls meanwhile and asks again next round.
+                    subscriber = await self.find_subscriber()
+                    if subscriber is not None:
+                        subscriber.watch(self.wake_channel, self.wake.set)
                 self.wake.clear()
                 count = self.batch_size()
                 batch_id = b"#%s.%d" % (self.token.encode(), next(_batch_numbers))
@@ -127,7 +133,8 @@ class Feed:
                         continue
                 await self._wait_for_wake(self.poll_interval)
         finally:
-            self.subscriber.unwatch(self.wake_channel, self.wake.set)
+            if subscriber is not None:
+                subscriber.unwatch(self.wake_channel, self.wake.set)
 
     async def _wait_for_wake(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

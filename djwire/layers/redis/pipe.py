@@ -22,7 +22,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.exceptions import ResponseError
 
@@ -37,8 +37,14 @@ from .scripts import Command
 
 #: Builds an inbox push once its (writer, seq, accounted) numbers are known.
 PushBuilder = Callable[[str, int, int], Command]
-#: Told the server's run_id after every (re)connect.
-OnConnect = Callable[["CommandPipe", str], None]
+#: Told the server's identity after every (re)connect.
+OnConnect = Callable[["CommandPipe", "ServerInfo"], None]
+
+
+class ServerInfo(NamedTuple):
+    run_id: str  # changes when the server restarts
+    uptime: int  # seconds since it started
+
 
 _WRITE_CHUNK = 4096  # commands per transport write
 
@@ -178,7 +184,7 @@ class CommandPipe:
                     connection = await self.node.connect(
                         self.limits.connect_timeout, self.client_name, self._lost
                     )
-                    run_id = await self._prepare(connection)
+                    info = await self._prepare(connection)
                 except LayerUnavailable as exc:
                     self.monitor.down(self.node.key, exc)
                     self._give_up_old()
@@ -192,14 +198,14 @@ class CommandPipe:
                 connection.on_writable = self._schedule_flush
                 self.monitor.up(self.node.key)
                 if self.on_connect is not None:
-                    self.on_connect(self, run_id)
+                    self.on_connect(self, info)
                 self._schedule_flush()
                 return
         finally:
             self._connector = None
 
-    async def _prepare(self, connection: RedisConnection) -> str:
-        """Load the scripts (so EVALSHA works) and learn the server's run_id."""
+    async def _prepare(self, connection: RedisConnection) -> ServerInfo:
+        """Load the scripts (so EVALSHA works) and learn who the server is."""
         replies = await connection.call(
             *(script.load() for script in ALL_SCRIPTS), (b"INFO", b"server")
         )
@@ -207,10 +213,11 @@ class CommandPipe:
             if isinstance(reply, ResponseError):
                 connection.abort()
                 raise LayerUnavailable(f"Redis at {self.node} refused to load scripts: {reply}")
-        for line in replies[-1].splitlines():
-            if line.startswith(b"run_id:"):
-                return str(line[7:].decode().strip())
-        return ""
+        fields = dict(line.split(b":", 1) for line in replies[-1].splitlines() if b":" in line)
+        return ServerInfo(
+            run_id=fields.get(b"run_id", b"").decode().strip(),
+            uptime=int(fields.get(b"uptime_in_seconds", b"0") or 0),
+        )
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None and self._queue:

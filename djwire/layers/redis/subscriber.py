@@ -49,31 +49,25 @@ class Subscriber:
         self._subscribe = b"SSUBSCRIBE" if sharded else b"SUBSCRIBE"
         self._unsubscribe = b"SUNSUBSCRIBE" if sharded else b"UNSUBSCRIBE"
         self._watchers: dict[bytes, list[Callback]] = {}
-        self._confirmed: dict[bytes, asyncio.Event] = {}
+        self._subscribed: set[bytes] = set()
         self._connection: RedisConnection | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    async def watch(self, channel: bytes, callback: Callback) -> None:
-        """Call ``callback`` on every wake-up of ``channel``; returns once subscribed
-        (or once it is clear the node is down: the caller polls meanwhile)."""
+    def watch(self, channel: bytes, callback: Callback) -> None:
+        """Call ``callback`` on every wake-up of ``channel``, starting with the one
+        sent when the subscription is confirmed (so nothing published between a
+        caller's last look and the subscription goes unnoticed)."""
         callbacks = self._watchers.setdefault(channel, [])
         callbacks.append(callback)
-        confirmed = self._confirmed.get(channel)
-        if confirmed is None:
-            confirmed = self._confirmed[channel] = asyncio.Event()
+        if channel not in self._subscribed:
+            self._subscribed.add(channel)
             connection = self._connection
             if connection is not None and not connection.closed:
                 connection.write([(self._subscribe, channel)], [])
         if self._task is None or self._task.done():
             self._task = self.loop.create_task(self._run())
-        if not confirmed.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(
-                    self.limits.connect_timeout + self.limits.socket_timeout
-                ):
-                    await confirmed.wait()
 
     def unwatch(self, channel: bytes, callback: Callback) -> None:
         callbacks = self._watchers.get(channel)
@@ -83,7 +77,7 @@ class Subscriber:
             callbacks.remove(callback)
         if not callbacks:
             del self._watchers[channel]
-            self._confirmed.pop(channel, None)
+            self._subscribed.discard(channel)
             connection = self._connection
             if connection is not None and not connection.closed:
                 connection.write([(self._unsubscribe, channel)], [])
@@ -108,8 +102,7 @@ class Subscriber:
             connection.on_push = self._on_push
             self._connection = connection
             channels = list(self._watchers)
-            for channel in channels:
-                self._confirmed.setdefault(channel, asyncio.Event()).clear()
+            self._subscribed = set(channels)
             if channels:
                 connection.write([(self._subscribe, channel) for channel in channels], [])
             await self._keep_alive(connection)
@@ -148,9 +141,6 @@ class Subscriber:
         if kind in _MESSAGES:
             self._wake(reply[1])
         elif kind in _CONFIRMATIONS:
-            event = self._confirmed.get(reply[1])
-            if event is not None:
-                event.set()
             self.monitor.up(self.node.key)
             self._wake(reply[1])
 

@@ -125,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.ws_per_message_deflate,
         help="negotiate permessage-deflate compression (RFC 7692)",
     )
+    add(
+        "--gc-freeze",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.gc_freeze,
+        help="after startup, freeze loaded objects out of the cyclic GC's reach",
+    )
+    add(
+        "--gc-thresholds",
+        default=",".join(map(str, defaults.gc_thresholds or ())),
+        help='cyclic GC thresholds "A,B,C", or "default" for the interpreter\'s',
+    )
     add("--no-access-log", action="store_true", help="do not log each request")
     add("--log-level", choices=LOG_LEVELS, default=defaults.log_level, help="server log level")
     add(
@@ -165,8 +176,19 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "access_log": not args.no_access_log,
         "log_level": args.log_level,
         "django_fast_path": args.django_fast_path,
+        "gc_freeze": args.gc_freeze,
+        "gc_thresholds": parse_thresholds(args.gc_thresholds),
     }
     return Config(**options)
+
+
+def parse_thresholds(text: str) -> tuple[int, int, int] | None:
+    if text.strip().lower() in ("", "default", "none"):
+        return None
+    parts = [int(part) for part in text.split(",")]
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError("--gc-thresholds takes three numbers: A,B,C")
+    return parts[0], parts[1], parts[2]
 
 
 def configure_logging(config: Config) -> None:

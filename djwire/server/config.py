@@ -130,6 +130,15 @@ class Config:
     server_header: bool = True
     date_header: bool = True
 
+    # -- garbage collection (processes started by djwire serve) ----------------------
+    #: After startup, freeze what is loaded (Django, the app) so the cyclic GC no
+    #: longer walks those ~10^5 long-lived objects on every full collection.
+    gc_freeze: bool = True
+    #: Cyclic GC generation thresholds; CPython's default first threshold (700
+    #: allocations) makes a busy server collect hundreds of times a second.
+    #: None keeps the interpreter's settings.
+    gc_thresholds: tuple[int, int, int] | None = (20_000, 50, 100)
+
     # -- Django ----------------------------------------------------------------
     #: Serve plain sync Django views in one thread-pool hop instead of the ASGI
     #: handler's per-middleware hops (djwire.server.django_http).

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import logging
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from djwire.server.asgi_types import Message, Receive, Send
+from djwire.server.thread_pool import ThreadPool
 
 logger = logging.getLogger("djwire.server")
 
@@ -43,7 +44,7 @@ class DjangoHTTPApp:
         self.fallback = fallback
         self.sync_handler = BaseHandler()
         self.sync_handler.load_middleware(is_async=False)
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="djwire-view")
+        self.pool = ThreadPool(threads, "djwire-view")
         self._sync_paths: dict[str, bool] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -54,9 +55,7 @@ class DjangoHTTPApp:
         if body is None:
             return  # the client left before its request was complete
         loop = asyncio.get_running_loop()
-        status, headers, content, response = await loop.run_in_executor(
-            self.executor, self._respond, scope, body
-        )
+        status, headers, content, response = await self.pool.run(self._respond, scope, body)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if response is None:
             await send({"type": "http.response.body", "body": content})
@@ -64,7 +63,7 @@ class DjangoHTTPApp:
         try:
             await self._stream(response, send, loop)
         finally:
-            await loop.run_in_executor(self.executor, response.close)
+            await self.pool.run(response.close)
 
     # -- which requests take the fast path ------------------------------------------
 
@@ -120,7 +119,7 @@ class DjangoHTTPApp:
         else:
             iterator = iter(response.streaming_content)
             while True:
-                batch = await loop.run_in_executor(self.executor, _next_batch, iterator)
+                batch = await self.pool.run(_next_batch, iterator)
                 if batch is None:
                     break
                 await send({"type": "http.response.body", "body": batch, "more_body": True})
@@ -166,23 +165,33 @@ def _response_headers(response: Any) -> list[tuple[bytes, bytes]]:
 
 
 async def _read_body(receive: Receive) -> IO[bytes] | None:
-    """The request body in a spooled file, as Django's ASGIHandler reads it."""
+    """The request body as a file, as Django's ASGIHandler reads it.
+
+    A body that arrives in one message (every GET, most forms) is already in
+    memory: it is wrapped as it is. Longer ones spool to disk past
+    FILE_UPLOAD_MAX_MEMORY_SIZE, like Django's handler does.
+    """
     from django.conf import settings
 
+    message: Message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    if not message.get("more_body", False):
+        return io.BytesIO(message.get("body") or b"")
     # Closed by the response (or below); a context manager cannot span that.
     body = tempfile.SpooledTemporaryFile(  # noqa: SIM115
         max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
     )
     while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            body.close()
-            return None
         chunk = message.get("body")
         if chunk:
             body.write(chunk)
         if not message.get("more_body", False):
             break
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            body.close()
+            return None
     body.seek(0)
     return body
 

@@ -402,6 +402,7 @@ class RequestCycle:
                 client,
                 scheme,
                 state.trusted_proxies,  # type: ignore[arg-type]
+                peer_trusted=True,
             )
         root_path = state.config.root_path
         path = request.path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from djwire.server import loops
@@ -10,6 +11,20 @@ from djwire.server.config import Config
 from djwire.server.server import Server
 
 logger = logging.getLogger("djwire.server")
+
+
+def tune_gc(config: Config) -> None:
+    """The whole process's GC settings: only for processes djwire serve owns.
+
+    Instagram's and gunicorn's practice: objects that live as long as the process
+    are frozen out of collections, and young collections run less often. Measured
+    in bench/NOTES.md (W2 handler path: paced p99 82 -> 28 ms, +10-18 % throughput).
+    """
+    if config.gc_thresholds is not None:
+        gc.set_threshold(*config.gc_thresholds)
+    if config.gc_freeze:
+        gc.collect()
+        gc.freeze()
 
 
 def run_config(config: Config) -> int:
@@ -26,6 +41,7 @@ def run_config(config: Config) -> int:
         logger.error("%s", exc)
         return 1
     server = Server(config, app)
+    server.on_started = lambda started: tune_gc(config)
     try:
         code: int = loops.run(server.serve(), config.loop)
         return code

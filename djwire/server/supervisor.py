@@ -48,6 +48,8 @@ def worker_config_json(config: Config, fd: int) -> str:
 def config_from_json(text: str) -> Config:
     data: dict[str, Any] = json.loads(text)
     data["forwarded_allow_ips"] = tuple(data.get("forwarded_allow_ips", ()))
+    if data.get("gc_thresholds") is not None:
+        data["gc_thresholds"] = tuple(data["gc_thresholds"])
     return Config(**data)
 
 

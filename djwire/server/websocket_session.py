@@ -118,6 +118,7 @@ class WebSocketSession(WriteFlow):
                 client,
                 scheme,
                 state.trusted_proxies,  # type: ignore[arg-type]
+                peer_trusted=True,
             )
         root_path = state.config.root_path
         self.scope: WebSocketScope = {

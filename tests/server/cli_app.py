@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from typing import Any
 
@@ -17,7 +18,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "http":
         if scope["path"] == "/slow":
             await asyncio.sleep(1.0)  # an in-flight request during shutdown
-        body = f"pid={os.getpid()} root={scope['root_path']} path={scope['path']}".encode()
+        body = (
+            f"pid={os.getpid()} root={scope['root_path']} path={scope['path']} "
+            f"gc={gc.get_threshold()} frozen={gc.get_freeze_count() > 0}"
+        ).encode()
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": body})
         return

@@ -109,6 +109,23 @@ async def test_python_m_djwire_serve_over_tcp_with_root_path() -> None:
         assert stop(process) == 0
 
 
+async def test_gc_is_tuned_after_startup_unless_told_otherwise() -> None:
+    port = free_port()
+    process = spawn("--port", str(port))
+    try:
+        body = await wait_serving(port)
+        assert "gc=(20000, 50, 100) frozen=True" in body
+    finally:
+        stop(process)
+    port = free_port()
+    process = spawn("--port", str(port), "--no-gc-freeze", "--gc-thresholds", "default")
+    try:
+        body = await wait_serving(port)
+        assert "gc=(700, 10, 10) frozen=False" in body
+    finally:
+        stop(process)
+
+
 async def test_console_script_and_unix_socket(tmp_path: Path) -> None:
     path = str(tmp_path / "s.sock")
     script = Path(sys.executable).with_name("djwire")

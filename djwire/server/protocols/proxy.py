@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from djwire.server.asgi_types import Headers
 
@@ -27,6 +27,9 @@ class TrustedProxies:
     unix: bool
     networks: tuple[_Network, ...]
     names: frozenset[str]
+    #: Answers for hosts already looked at (bounded): parsing an address for
+    #: every request would cost more than the rest of this module.
+    _seen: dict[str | None, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> TrustedProxies:
@@ -50,6 +53,15 @@ class TrustedProxies:
         return cls(everyone, unix, tuple(networks), frozenset(names))
 
     def __contains__(self, host: str | None) -> bool:
+        known = self._seen.get(host)
+        if known is not None:
+            return known
+        answer = self._decide(host)
+        if len(self._seen) < 1024:
+            self._seen[host] = answer
+        return answer
+
+    def _decide(self, host: str | None) -> bool:
         if self.everyone:
             return True
         if host is None:
@@ -99,10 +111,16 @@ def apply_proxy_headers(
     peer: tuple[str, int] | None,
     scheme: str,
     trusted: TrustedProxies,
+    *,
+    peer_trusted: bool | None = None,
 ) -> tuple[tuple[str, int] | None, str]:
-    """The client address and scheme after believing a trusted proxy's headers."""
-    peer_host = peer[0] if peer else None
-    if peer_host not in trusted:
+    """The client address and scheme after believing a trusted proxy's headers.
+
+    ``peer_trusted`` passes on a decision already taken for this connection.
+    """
+    if peer_trusted is None:
+        peer_trusted = (peer[0] if peer else None) in trusted
+    if not peer_trusted:
         return peer, scheme
     forwarded: list[str] = []
     x_for: list[str] = []

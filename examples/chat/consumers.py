@@ -21,7 +21,7 @@ from djwire.db import database_sync_to_async
 from djwire.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .models import ChatMessage, Room
-from .names import guest_name
+from .names import guest_name, new_guest_name
 
 #: Longest client_id echoed back (the page uses it to match its pending messages).
 MAX_CLIENT_ID = 64
@@ -42,8 +42,6 @@ def identify(scope: dict[str, Any]) -> tuple[str, bool]:
         return user.get_username(), True
     session = scope.get("session")
     if session is None:  # no session middleware in front of this consumer
-        from .names import new_guest_name
-
         return new_guest_name(), False
     return guest_name(session), False
 

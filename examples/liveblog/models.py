@@ -10,6 +10,7 @@ sockets of the same process).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django.db import models, transaction
@@ -18,6 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from djwire import Group
+
+logger = logging.getLogger(__name__)
 
 
 def blog_group(slug: str) -> Group:
@@ -71,7 +74,12 @@ class Post(models.Model):
         transaction.on_commit(lambda: self.broadcast("created" if is_new else "updated"))
 
     def broadcast(self, event: str) -> None:
-        blog_group(self.blog.slug).send({"text": json.dumps(self.as_message(event))})
+        try:
+            blog_group(self.blog.slug).send({"text": json.dumps(self.as_message(event))})
+        except Exception:
+            # The post is saved; failing the save (a 500 in the admin) because the
+            # layer is down would help nobody. Pages catch up when they reconnect.
+            logger.exception("Could not push post %s to open pages", self.pk)
 
     def as_message(self, event: str) -> dict[str, Any]:
         """What a page receives: the post rendered by the same template as the page."""

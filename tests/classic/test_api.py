@@ -58,6 +58,16 @@ async def open_socket(
     return communicator
 
 
+async def members(group: str, count: int) -> None:
+    """Wait until ``group`` has ``count`` members: a consumer that accepts before it
+    joins a group (as connect_blog does) is still running when connect() returns."""
+    layer = get_channel_layer()
+    assert layer is not None
+    async with asyncio.timeout(5):
+        while len(await layer.group_channels(group)) != count:  # noqa: ASYNC110 (no event to await)
+            await asyncio.sleep(0.005)
+
+
 def publish_post(slug: str, payload: dict[str, Any]) -> None:
     """What Post.save() would do, in plain synchronous Django code."""
     Group("liveblog-" + slug).send({"text": json.dumps(payload)})
@@ -66,6 +76,8 @@ def publish_post(slug: str, payload: dict[str, Any]) -> None:
 async def test_liveblog_group_send_from_sync_code_reaches_the_stream() -> None:
     reader = await open_socket(channel_routing, "/liveblog/django/stream/")
     other = await open_socket(channel_routing, "/liveblog/python/stream/")
+    await members("liveblog-django", 1)
+    await members("liveblog-python", 1)
     await sync_to_async(publish_post)("django", {"title": "4.0 released"})
     assert json.loads(await reader.receive_from()) == {"title": "4.0 released"}
     assert await other.receive_nothing()
@@ -165,6 +177,7 @@ async def test_include_strips_the_matched_prefix_for_its_children() -> None:
 async def test_include_takes_a_dotted_path() -> None:
     routing = [include("tests.classic.test_api.channel_routing", path=r"^/mounted")]
     reader = await open_socket(routing, "/mounted/liveblog/x/stream/")
+    await members("liveblog-x", 1)
     await sync_to_async(publish_post)("x", {"ok": True})
     assert json.loads(await reader.receive_from()) == {"ok": True}
     await reader.disconnect()
@@ -320,6 +333,17 @@ async def test_a_consumer_that_raises_is_logged_and_closes_with_1011(
 # -- class-based classic consumers -------------------------------------------------------
 
 
+@pytest.fixture
+def cache_channel_sessions(settings: Any) -> None:
+    """Keep channel sessions in the cache, as CHANNEL_SESSION_ENGINE allows.
+
+    Consumers of different sockets run at once in different threads; the tests'
+    in-memory SQLite database (shared cache) answers concurrent writes with "database
+    table is locked" instead of waiting, which a server database never does.
+    """
+    settings.CHANNEL_SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+
+
 class RoomConsumer(WebsocketConsumer):
     channel_session = True
 
@@ -335,6 +359,7 @@ class RoomConsumer(WebsocketConsumer):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("cache_channel_sessions")
 async def test_route_class_consumer_with_groups_and_channel_session() -> None:
     routing = [route_class(RoomConsumer, path=r"^/rooms/(?P<room>\w+)/$")]
     first = await open_socket(routing, "/rooms/red/")
@@ -378,6 +403,7 @@ user_routing = [
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("cache_channel_sessions")
 async def test_channel_session_user_from_http_carries_the_login_to_later_messages() -> None:
     user = await User.objects.acreate_user("ada", password="pw")
     client = AsyncClient()
@@ -396,6 +422,7 @@ async def test_channel_session_user_from_http_carries_the_login_to_later_message
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("cache_channel_sessions")
 async def test_channel_session_keeps_state_per_connection() -> None:
     first = await open_socket(user_routing, "/count/a/")
     second = await open_socket(user_routing, "/count/a/")

@@ -6,7 +6,11 @@ How messages travel:
   belong to one layer instance. Messages from other processes go to that
   process's single *inbox* list in Redis; one feed per process moves them into
   process-local queues. Messages from this process to its own channels never
-  touch Redis.
+  touch Redis. Capacity: a remote sender gets ChannelFull when that process's
+  inbox holds ``inbox_capacity`` messages; a channel's own ``capacity`` is applied
+  where its queue lives, and arrivals beyond it are dropped and counted in
+  ``stats.dropped_full`` (as group messages are). Senders apply the capacities, so
+  configure every process alike (as with channels_redis).
 * **Named channels** (no ``!``) are Redis lists that any process may receive
   from, each message going to exactly one receiver.
 * **Groups**: Redis keeps the group's member channels (to list them and expire

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 from asgiref.sync import async_to_sync
 
+from djwire.exceptions import ChannelFull
 from djwire.layers.redis import RedisChannelLayer
 from tests.support.redis_servers import RedisServer, free_port, private_server
 
@@ -203,10 +204,9 @@ async def test_named_channel_receives_cancelled_mid_take_lose_nothing(
 def test_receives_from_short_lived_loops_lose_nothing(make_layer_sync: MakeLayer) -> None:
     """async_to_sync gives every call a new loop and cancels its tasks at the end:
     the feed started there dies mid-take, and the next one must recover the batch."""
-    sender, receiver = make_layer_sync(), make_layer_sync()
-    channel = async_to_sync(receiver.new_channel)()
     total = 200
-    stop = threading.Event()
+    sender, receiver = make_layer_sync(), make_layer_sync(capacity=total)
+    channel = async_to_sync(receiver.new_channel)()
 
     def produce() -> None:
         async def run() -> None:
@@ -216,16 +216,46 @@ def test_receives_from_short_lived_loops_lose_nothing(make_layer_sync: MakeLayer
                     await asyncio.sleep(0.001)
 
         async_to_sync(run)()
-        stop.set()
+
+    async def receive_one() -> int:
+        return int((await asyncio.wait_for(receiver.receive(channel), 5))["n"])
 
     producer = threading.Thread(target=produce)
     producer.start()
     got = []
     deadline = time.monotonic() + 30
     while len(got) < total and time.monotonic() < deadline:
-        got.append(async_to_sync(receiver.receive)(channel)["n"])
+        got.append(async_to_sync(receive_one)())
     producer.join(10)
     assert got == list(range(total))
+    assert receiver.stats.dropped_full == 0
+
+
+async def test_remote_burst_beyond_a_channels_capacity_is_dropped_and_counted(
+    make_layer: MakeLayer,
+) -> None:
+    """A process-specific channel's capacity is enforced where its queue lives: a
+    remote sender is told ChannelFull only when the whole process inbox is full
+    (inbox_capacity); beyond the channel's own capacity, arrivals are counted. Like
+    capacity, inbox_capacity is applied by senders: configure every process alike."""
+    sender = make_layer(capacity=5, inbox_capacity=8)
+    receiver = make_layer(capacity=5, inbox_capacity=8)
+    channel = await receiver.new_channel()
+    parked = f"specific.{receiver.token}!parked"  # nobody receives: fills the inbox
+    receiver._inbox_feed.stop()  # type: ignore[union-attr]
+    await asyncio.sleep(0.05)
+    for n in range(8):
+        await sender.send(parked, {"type": "n", "n": n})
+    with pytest.raises(ChannelFull):
+        await sender.send(parked, {"type": "n", "n": 8})
+    await sender.group_add("burst", channel)
+    await sender.group_send("burst", {"type": "refused"})  # inbox full: dropped, no raise
+    assert sender.stats.dropped_full == 1
+    # Once the process takes its inbox, the channel keeps 5 and counts the rest.
+    assert (await asyncio.wait_for(receiver.receive(parked), 5))["n"] == 0
+    for n in range(1, 5):
+        assert (await receiver.receive(parked))["n"] == n
+    assert receiver.stats.dropped_full == 3
 
 
 async def test_2000_connects_and_disconnects_leave_client_count_flat(

@@ -185,6 +185,19 @@ class InstanceSessionWrapper:
         if self.activated:
             self.scope["session"] = self.session_store(self.scope["cookies"].get(self.cookie_name))
 
+    def send_for_scope(self) -> ASGISend:
+        """The send to give the application: ours only where it can save something.
+
+        A WebSocket has no message that saves the session, so its sends go straight
+        to the server, without an extra call per frame.
+        """
+        protocol = self.scope.get("type", "")
+        if self.activated and any(
+            kind.startswith(protocol + ".") for kind in self.save_message_types
+        ):
+            return self.send
+        return self.real_send
+
     async def send(self, message: dict[str, Any]) -> None:
         if self.activated and message["type"] in self.save_message_types:
             await self._save_and_set_cookie(message)
@@ -253,7 +266,7 @@ class SessionMiddleware:
     async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Any:
         wrapper = InstanceSessionWrapper(scope, send)
         await wrapper.resolve_session()
-        return await self.inner(wrapper.scope, receive, wrapper.send)
+        return await self.inner(wrapper.scope, receive, wrapper.send_for_scope())
 
 
 def SessionMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name

@@ -371,3 +371,19 @@ def test_channel_session_is_saved_even_when_the_consumer_raises() -> None:
         consumer(classic_message("websocket.receive", text="boom"))
     key = session_for_reply_channel("websocket.send.test!abc").session_key
     assert SessionStore(key)["step"] == "boom"
+
+
+async def test_a_websocket_sends_straight_to_the_server_without_a_session_wrapper() -> None:
+    sends: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        sends.append(send)
+
+    async def server_send(message: Any) -> None:
+        pass
+
+    scope = {"type": "websocket", "headers": [], "path": "/"}
+    await SessionMiddlewareStack(app)(scope, None, server_send)  # type: ignore[arg-type]
+    await SessionMiddlewareStack(app)(dict(scope, type="http"), None, server_send)  # type: ignore[arg-type]
+    assert sends[0] is server_send
+    assert sends[1] is not server_send

@@ -507,7 +507,7 @@ class RedisChannelLayer(BaseChannelLayer):
             logger.warning(
                 "Skipped an undecodable channel layer message (%s); %d so far. Different "
                 "serializer_format or symmetric_encryption_keys between processes?",
-                exc or "bad envelope",
+                repr(exc) if exc is not None else "bad envelope",
                 count,
             )
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -16,6 +18,16 @@ from tests.support.redis_servers import RedisServer, private_server, single_serv
 _prefixes = itertools.count()
 
 MakeLayer = Callable[..., RedisChannelLayer]
+
+
+async def eventually(condition: Callable[[], bool], seconds: float, step: float = 0.01) -> bool:
+    """Wait (bounded) until ``condition()`` holds; returns its last value."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(step)
+    return condition()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -21,16 +20,7 @@ from djwire.exceptions import ChannelFull
 from djwire.layers.redis import RedisChannelLayer
 from tests.support.redis_servers import RedisServer, free_port, private_server
 
-from .conftest import MakeLayer
-
-
-async def _until(condition: Callable[[], bool], seconds: float, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(step)
-    return bool(condition())
+from .conftest import MakeLayer, eventually
 
 
 async def test_redis_restart_under_traffic_loses_nothing_silently(
@@ -81,7 +71,7 @@ async def test_redis_restart_under_traffic_loses_nothing_silently(
         lost = sender.stats.lost_in_outage + receiver.stats.lost_in_outage
         return len(received) + lost
 
-    await _until(lambda: accounted() >= sent, seconds=5)
+    await eventually(lambda: accounted() >= sent, seconds=5)
     consumer.cancel()
     assert not errors
     numbers = [n for _, n in received]

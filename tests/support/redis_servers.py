@@ -223,8 +223,8 @@ class SentinelSetup:
             self.sentinels.append(sentinel.start())
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            info = _as_bytes(self.master.command("INFO", "replication"))
-            if b"connected_slaves:1" in info and self._sentinels_agree():
+            replicas = self.master.command("INFO", "replication").get("connected_slaves")
+            if replicas == 1 and self._sentinels_agree():
                 return self
             time.sleep(0.1)
         raise RuntimeError("Replica or Sentinels did not come up")

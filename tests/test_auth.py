@@ -27,7 +27,6 @@ from djwire.classic.channel import Channel
 from djwire.classic.message import Message
 from djwire.generic.websocket import AsyncJsonWebsocketConsumer
 from djwire.testing import WebsocketCommunicator
-from tests.testing.dbthreads import release_db_threads  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

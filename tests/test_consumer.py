@@ -12,7 +12,6 @@ from djwire.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from djwire.exceptions import StopConsumer
 from djwire.layers import get_channel_layer
 from djwire.testing import ApplicationCommunicator
-from tests.testing.dbthreads import release_db_threads  # noqa: F401 (autouse)
 
 
 @pytest.fixture(autouse=True)

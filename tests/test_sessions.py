@@ -24,7 +24,6 @@ from djwire.sessions import (
     session_for_reply_channel,
 )
 from djwire.testing import HttpCommunicator, WebsocketCommunicator
-from tests.testing.dbthreads import release_db_threads  # noqa: F401 (autouse)
 
 
 @pytest.fixture(autouse=True)

@@ -822,6 +822,8 @@ def main() -> None:
         add_variant(spec)
     only = {r.strip() for r in args.rows.split(",") if r.strip()}
     ARGS_MAX_FOREIGN[:] = [args.max_foreign_load, args.retries]
+    # SIGTERM unwinds like Ctrl-C, so the running server and load generator are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # The runner itself stays off the server's core.
     os.sched_setaffinity(0, {int(args.client_cpu)})
     started = time.time()

@@ -14,13 +14,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+if TYPE_CHECKING:
+    import pytest
 
 STARTUP_TIMEOUT = 10.0
 
@@ -31,6 +33,8 @@ def redis_server_binary() -> str | None:
 
 def require_redis() -> str:
     """The redis-server path; skip (or, under CI, fail) when there is none."""
+    import pytest
+
     binary = redis_server_binary()
     if binary is None:
         reason = "redis-server is not on PATH (install redis-server to run the Redis layer tests)"
@@ -58,10 +62,22 @@ def command(port: int, *args: str | int, timeout: float = 5.0) -> Any:
 
 
 class RedisServer:
-    """One ``redis-server`` process; can be stopped and started again on its port."""
+    """One ``redis-server`` process; can be stopped and started again on its port.
 
-    def __init__(self, *extra: str, port: int | None = None, sentinel: bool = False) -> None:
-        self.binary = require_redis()
+    ``cpu`` pins it with taskset (benchmarks); outside pytest a missing binary raises.
+    """
+
+    def __init__(
+        self, *extra: str, port: int | None = None, sentinel: bool = False, cpu: str | None = None
+    ) -> None:
+        self.cpu = cpu
+        if "pytest" in sys.modules:
+            self.binary = require_redis()
+        else:
+            binary = redis_server_binary()
+            if binary is None:
+                raise RuntimeError("redis-server is not on PATH")
+            self.binary = binary
         self.extra = list(extra)
         self.fixed_port = port is not None
         self.port = port or free_port()
@@ -100,6 +116,8 @@ class RedisServer:
         ]
         config.write_text("\n".join(lines) + "\n")
         args = [self.binary, str(config)]
+        if self.cpu is not None:
+            args = ["taskset", "-c", self.cpu, *args]
         if self.sentinel:
             args.append("--sentinel")
         self.process = subprocess.Popen(
@@ -170,6 +188,8 @@ class RedisCluster:
         return [server.url for server in self.servers]
 
     def start(self) -> RedisCluster:
+        import pytest
+
         cli = shutil.which("redis-cli")
         if cli is None:
             reason = "redis-cli is not on PATH (needed to create a Redis Cluster)"

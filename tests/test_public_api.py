@@ -1,0 +1,145 @@
+"""Every public name of issue 2 exists where a Channels 4.3 project expects it."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+NAMES = {
+    "djwire": ["Channel", "Group", "__version__"],
+    "djwire.consumer": ["AsyncConsumer", "SyncConsumer", "get_handler_name"],
+    "djwire.generic.websocket": [
+        "WebsocketConsumer",
+        "AsyncWebsocketConsumer",
+        "JsonWebsocketConsumer",
+        "AsyncJsonWebsocketConsumer",
+    ],
+    "djwire.generic.http": ["AsyncHttpConsumer"],
+    "djwire.generic.websockets": ["WebsocketConsumer", "JsonWebsocketConsumer", "BaseConsumer"],
+    "djwire.routing": [
+        "ProtocolTypeRouter",
+        "URLRouter",
+        "ChannelNameRouter",
+        "get_default_application",
+        "route",
+        "route_class",
+        "include",
+    ],
+    "djwire.layers": [
+        "get_channel_layer",
+        "channel_layers",
+        "BaseChannelLayer",
+        "InMemoryChannelLayer",
+        "ChannelFull",
+    ],
+    "djwire.auth": [
+        "AuthMiddleware",
+        "AuthMiddlewareStack",
+        "login",
+        "logout",
+        "get_user",
+        "channel_session_user_from_http",
+        "channel_session_user",
+        "http_session_user",
+    ],
+    "djwire.sessions": [
+        "CookieMiddleware",
+        "SessionMiddleware",
+        "SessionMiddlewareStack",
+        "channel_session",
+    ],
+    "djwire.security.websocket": [
+        "OriginValidator",
+        "AllowedHostsOriginValidator",
+        "WebsocketDenier",
+    ],
+    "djwire.middleware": ["BaseMiddleware"],
+    "djwire.db": ["database_sync_to_async", "aclose_old_connections"],
+    "djwire.exceptions": [
+        "StopConsumer",
+        "AcceptConnection",
+        "DenyConnection",
+        "ChannelFull",
+        "MessageTooLarge",
+        "InvalidChannelLayerError",
+        "RequestAborted",
+        "RequestTimeout",
+    ],
+    "djwire.testing": [
+        "ApplicationCommunicator",
+        "WebsocketCommunicator",
+        "HttpCommunicator",
+        "ChannelsLiveServerTestCase",
+        "DjwireLiveServerTestCase",
+    ],
+    "djwire.worker": ["Worker"],
+}
+
+
+@pytest.mark.parametrize(
+    "module, name", [(module, name) for module, names in NAMES.items() for name in names]
+)
+def test_public_name_exists(module: str, name: str) -> None:
+    assert hasattr(importlib.import_module(module), name)
+
+
+def defaults(func) -> dict:
+    return {
+        name: param.default
+        for name, param in inspect.signature(func).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+
+
+def test_in_memory_layer_defaults_match_channels() -> None:
+    from djwire.layers import InMemoryChannelLayer
+
+    assert defaults(InMemoryChannelLayer) == {
+        "expiry": 60,
+        "group_expiry": 86400,
+        "capacity": 100,
+        "channel_capacity": None,
+    }
+
+
+def test_websocket_consumer_signatures_match_channels() -> None:
+    from djwire.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+
+    for cls in (WebsocketConsumer, AsyncWebsocketConsumer):
+        assert defaults(cls.accept) == {"subprotocol": None, "headers": None}
+        assert defaults(cls.receive) == {"text_data": None, "bytes_data": None}
+        assert defaults(cls.send) == {"text_data": None, "bytes_data": None, "close": False}
+        assert defaults(cls.close) == {"code": None, "reason": None}
+
+
+def test_live_server_alias_is_the_same_class() -> None:
+    from djwire.testing import ChannelsLiveServerTestCase, DjwireLiveServerTestCase
+
+    assert ChannelsLiveServerTestCase is DjwireLiveServerTestCase
+
+
+def test_exceptions_are_one_tree_and_keep_channels_builtin_bases() -> None:
+    from djwire import exceptions
+
+    for name in NAMES["djwire.exceptions"]:
+        assert issubclass(getattr(exceptions, name), exceptions.DjwireError)
+    assert issubclass(exceptions.InvalidChannelLayerError, ValueError)
+    assert issubclass(exceptions.InvalidNameError, TypeError)
+    assert issubclass(exceptions.RouteNotFound, ValueError)
+    assert issubclass(exceptions.RequestTimeout, exceptions.RequestAborted)
+
+
+def test_importing_djwire_does_not_touch_settings() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import djwire, djwire.layers, djwire.routing, djwire.consumer, "
+        "djwire.generic.websocket; print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""}
+    )
+    assert result.stdout.strip() == "ok", result.stderr

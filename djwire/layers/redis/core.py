@@ -574,12 +574,20 @@ class RedisChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: Message) -> None:
         self.require_valid_group_name(group)
         check_message(message)
+        tag = self.keys.group_tag(group)
+        keys = self._group_keys(group)
+        # Ask Redis for the other processes first, and deliver to this process's
+        # members while that round trip is under way.
+        early: asyncio.Future[Any] | None = None
+        if self.router.ready:
+            pipe = self._loops.current().pipe(self.router.node_for(tag))
+            early = pipe.call(scripts.GROUP_TARGETS.evalsha(keys, (_now_ms(),)))
+            pipe.flush_now()
         members = self.local_groups.members(group)
         if members:
             deliver_to_local(self, members, message)
-        tag = self.keys.group_tag(group)
         try:
-            processes, named = await self._group_targets(group, tag)
+            processes, named = await self._group_targets(group, tag, early)
         except LayerUnavailable as exc:
             node = self.router.node_for(tag).key if self.router.ready else tag
             self.monitor.down(node, exc)
@@ -601,9 +609,15 @@ class RedisChannelLayer(BaseChannelLayer):
             elif result:
                 self.stats.expired += result
 
-    async def _group_targets(self, group: str, tag: str) -> tuple[list[bytes], list[bytes]]:
+    async def _group_targets(
+        self, group: str, tag: str, early: asyncio.Future[Any] | None = None
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The processes and named channels of ``group`` (``early``: the reply of a
+        GROUP_TARGETS already sent; any error reply is retried the careful way)."""
         keys = self._group_keys(group)
-        targets = await self._script(tag, scripts.GROUP_TARGETS, keys, (_now_ms(),))
+        targets = await early if early is not None else None
+        if targets is None or isinstance(targets, ResponseError):
+            targets = await self._script(tag, scripts.GROUP_TARGETS, keys, (_now_ms(),))
         if self._restarted and self.router.ready:
             # Redis lost the group shortly ago: members may not be back yet. Wait
             # until every process has had time to re-register, then look again.

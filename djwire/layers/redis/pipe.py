@@ -98,6 +98,15 @@ class CommandPipe:
         """Queue ``command``; the future gets its reply (error replies included)."""
         return self._enqueue(command, None, None, message)
 
+    def flush_now(self) -> None:
+        """Write what is queued now rather than at the end of this loop turn (used
+        when the caller has synchronous work to overlap with the round trip)."""
+        connection = self._connection
+        if connection is not None and not connection.closed and connection.writable:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
+
     def push(self, inbox: bytes, build: PushBuilder) -> asyncio.Future[Any]:
         """Queue a numbered push to ``inbox``; ``build`` makes the command."""
         return self._enqueue(None, build, inbox, True)

@@ -109,6 +109,14 @@ _COMMON_NAMES: Final = {
         b"x-forwarded-proto", b"x-real-ip", b"x-request-id",
     )
 }  # fmt: skip
+#: Likewise for values every WebSocket handshake repeats.
+_COMMON_VALUES: Final = {
+    value: value
+    for value in (
+        b"websocket", b"Upgrade", b"upgrade", b"keep-alive, Upgrade", b"13", b"keep-alive",
+        b"close", b"permessage-deflate; client_max_window_bits", b"no-cache",
+    )
+}  # fmt: skip
 
 
 class HttpRequestReader:
@@ -211,7 +219,7 @@ class HttpRequestReader:
         if len(headers) >= self._limits.max_header_count:
             raise _LimitExceeded(431, "Too many request header fields")
         lower = name.lower()
-        headers.append((_COMMON_NAMES.get(lower, lower), value))
+        headers.append((_COMMON_NAMES.get(lower, lower), _COMMON_VALUES.get(value, value)))
 
     def on_headers_complete(self) -> None:
         self._in_head = False

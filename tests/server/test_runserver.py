@@ -120,3 +120,21 @@ async def test_autoreload_restarts_on_a_code_change(tmp_path: Path) -> None:
             pytest.fail("server did not come back after reloading")
     finally:
         stop(process)
+
+
+def test_static_files_follow_debug_insecure_and_nostatic(settings: object) -> None:
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    from djwire.management.commands.runserver import Command
+
+    command = Command()
+    settings.DEBUG = False  # type: ignore[attr-defined]
+    plain = command.get_asgi_application(use_static_handler=True, insecure_serving=False)
+    insecure = command.get_asgi_application(use_static_handler=True, insecure_serving=True)
+    settings.DEBUG = True  # type: ignore[attr-defined]
+    debug = command.get_asgi_application(use_static_handler=True, insecure_serving=False)
+    nostatic = command.get_asgi_application(use_static_handler=False, insecure_serving=True)
+    assert not isinstance(plain, ASGIStaticFilesHandler)
+    assert isinstance(insecure, ASGIStaticFilesHandler)
+    assert isinstance(debug, ASGIStaticFilesHandler)
+    assert not isinstance(nostatic, ASGIStaticFilesHandler)

@@ -26,8 +26,8 @@ def _layer(alias: str, layer: BaseChannelLayer | None) -> BaseChannelLayer:
     return found
 
 
-class Channel:
-    """A named channel; ``send()`` puts a message on it."""
+class _Named:
+    """A name on a channel layer (by alias, or a given layer instance)."""
 
     def __init__(
         self,
@@ -40,13 +40,25 @@ class Channel:
         self.name = name
         self.alias = alias
         self._layer = channel_layer
-        # Set by the classic WebSocket app on a connection's reply channel, so groups
-        # joined through Group.add() are left automatically at disconnect.
-        self.on_group_add: Callable[[str], None] | None = None
 
     @property
     def channel_layer(self) -> BaseChannelLayer:
         return _layer(self.alias, self._layer)
+
+
+class Channel(_Named):
+    """A named channel; ``send()`` puts a message on it."""
+
+    def __init__(
+        self,
+        name: str,
+        alias: str = DEFAULT_CHANNEL_LAYER,
+        channel_layer: BaseChannelLayer | None = None,
+    ) -> None:
+        super().__init__(name, alias, channel_layer)
+        # Set by the classic WebSocket app on a connection's reply channel, so groups
+        # joined through Group.add() are left automatically at disconnect.
+        self.on_group_add: Callable[[str], None] | None = None
 
     def send(self, content: dict[str, Any], immediately: bool = False) -> None:
         """Send ``content`` (a dict). ``immediately`` is accepted for compatibility:
@@ -79,24 +91,8 @@ def _channel_name(channel: Channel | str) -> str:
     return channel
 
 
-class Group:
+class Group(_Named):
     """A named group of channels; ``send()`` reaches every member."""
-
-    def __init__(
-        self,
-        name: str,
-        alias: str = DEFAULT_CHANNEL_LAYER,
-        channel_layer: BaseChannelLayer | None = None,
-    ) -> None:
-        if isinstance(name, bytes):
-            name = name.decode("ascii")
-        self.name = name
-        self.alias = alias
-        self._layer = channel_layer
-
-    @property
-    def channel_layer(self) -> BaseChannelLayer:
-        return _layer(self.alias, self._layer)
 
     def add(self, channel: Channel | str) -> None:
         async_to_sync(self.aadd)(channel)

@@ -30,7 +30,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -47,14 +46,32 @@ OUT = HERE / "out"
 HOST = "127.0.0.1"
 SERVER_CPU, CLIENT_CPU = "0", "1"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from redis_noise import calm_measurement  # noqa: E402
 
 #: key -> (label, server kind, BENCH_STACK, layer, loadgen mode)
 ROWS: dict[str, tuple[str, str, str, str, str]] = {
-    "djwire": ("djwire serve x2 + djwire layer (consumer handler)", "djwire", "djwire", "djwire", "handler"),
-    "djwire-direct": ("djwire serve x2 + djwire layer (straight to sockets)", "djwire", "djwire", "djwire", "direct"),
-    "uvicorn-core": ("uvicorn x2 + Channels + channels_redis core", "uvicorn", "channels", "core", "handler"),
-    "uvicorn-pubsub": ("uvicorn x2 + Channels + channels_redis pubsub", "uvicorn", "channels", "pubsub", "handler"),
-    "uvicorn-djwire": ("uvicorn x2 + Channels + djwire layer (drop-in)", "uvicorn", "channels", "djwire", "handler"),
+    "djwire": (
+        "djwire serve x2 + djwire layer (consumer handler)",
+        "djwire", "djwire", "djwire", "handler",
+    ),
+    "djwire-direct": (
+        "djwire serve x2 + djwire layer (straight to sockets)",
+        "djwire", "djwire", "djwire", "direct",
+    ),
+    "uvicorn-core": (
+        "uvicorn x2 + Channels + channels_redis core",
+        "uvicorn", "channels", "core", "handler",
+    ),
+    "uvicorn-pubsub": (
+        "uvicorn x2 + Channels + channels_redis pubsub",
+        "uvicorn", "channels", "pubsub", "handler",
+    ),
+    "uvicorn-djwire": (
+        "uvicorn x2 + Channels + djwire layer (drop-in)",
+        "uvicorn", "channels", "djwire", "handler",
+    ),
 }  # fmt: skip
 
 
@@ -154,7 +171,11 @@ def main() -> None:
     samples: dict[str, list[dict[str, Any]]] = {row: [] for row in rows}
     for run in range(args.runs):
         for row in rows:  # interleaved
-            result = measure(row, run + 1, args.members, args.burst, args.paced)
+            result = calm_measurement(
+                lambda row=row, run=run: measure(
+                    row, run + 1, args.members, args.burst, args.paced
+                )
+            )
             samples[row].append(result)
             burst = result.get("burst", {})
             print(
@@ -162,7 +183,8 @@ def main() -> None:
                 f"burst {burst.get('deliveries_per_s', 0):,.0f} deliveries/s, "
                 f"p50 {burst.get('p50_ms', float('nan')):.0f} ms, "
                 f"p99 {burst.get('p99_ms', float('nan')):.0f} ms "
-                f"({burst.get('deliveries')}/{burst.get('expected_deliveries')})"
+                f"({burst.get('deliveries')}/{burst.get('expected_deliveries')}), "
+                f"others used {result['foreign_cores']:.2f} cores"
                 + (f" ERROR {result['error'][-300:]}" if "error" in result else ""),
                 flush=True,
             )
@@ -179,7 +201,6 @@ def main() -> None:
     }
     RESULTS.write_text(json.dumps(data, indent=1))
     print(f"wrote {RESULTS}")
-    _ = statistics  # medians are taken by redis_report.py
 
 
 if __name__ == "__main__":

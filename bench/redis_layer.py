@@ -39,6 +39,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # tests.support.redis_servers starts the servers
+sys.path.insert(0, str(HERE))
 RESULTS = HERE / "redis_results.json"
 MESSAGE_TEXT = "x" * 64
 WINDOW = 64  # sends in flight (below redis-py 8's 100-connection pool cap)
@@ -153,7 +154,7 @@ async def sender_group(impl: str, url: str) -> None:
         emit(seq=seq, start_ns=start, end_ns=time.monotonic_ns())
 
 
-def child(argv: list[str]) -> None:
+def child(argv: list[str]) -> None:  # runs in the pinned child processes
     import uvloop
 
     role, impl, url, *rest = argv
@@ -283,6 +284,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         child(sys.argv[2:])
         return
+    from redis_noise import calm_measurement
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="10,100,1000,10000")
@@ -294,13 +297,17 @@ def main() -> None:
     for run in range(args.runs):
         for impl in impls:  # interleaved, so drifting machine load hits every layer alike
             key = f"send_receive/{impl}"
-            result = measure_send_receive(impl)
+            result = calm_measurement(lambda impl=impl: measure_send_receive(impl))
             samples.setdefault(key, []).append(result)
             print(f"run {run + 1} {key}: {result['per_second']:,.0f} msgs/s", flush=True)
             for members in sizes:
                 rounds = 5 if members >= 10_000 else 10
                 key = f"group/{impl}/{members}"
-                result = measure_group(impl, members, rounds)
+                result = calm_measurement(
+                    lambda impl=impl, members=members, rounds=rounds: measure_group(
+                        impl, members, rounds
+                    )
+                )
                 samples.setdefault(key, []).append(result)
                 print(
                     f"run {run + 1} {key}: call {result['call_ms']:.2f} ms, "

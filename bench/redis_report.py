@@ -191,7 +191,7 @@ def main() -> None:
             "",
         ]
         lines, layer_summary = layer_tables(layer)
-        out += lines + [""]
+        out += [*lines, ""]
     if "e2e" in data:
         e2e = data["e2e"]
         labels = e2e["labels"]
@@ -206,7 +206,7 @@ def main() -> None:
             "",
         ]
         lines, e2e_summary = e2e_table(e2e)
-        out += lines + [""]
+        out += [*lines, ""]
     out += targets(layer_summary, e2e_summary)
     out += NOTES.splitlines()
     REPORT.write_text("\n".join(out) + "\n")

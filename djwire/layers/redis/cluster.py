@@ -15,12 +15,11 @@ import logging
 from collections.abc import Sequence
 
 from redis.crc import key_slot
-from redis.exceptions import ResponseError
 
 from djwire.exceptions import LayerUnavailable
 
 from .connection import Address
-from .nodes import Node, StaticNode
+from .nodes import Node, StaticNode, ask_first
 from .sharding import jump_hash
 
 logger = logging.getLogger("djwire.layers.redis")
@@ -117,27 +116,9 @@ class ClusterRouter:
                 self._refreshing = None
 
     async def _fetch(self, connect_timeout: float) -> None:
-        candidates: list[StaticNode] = list(dict.fromkeys([*self._nodes.values(), *self.seeds]))
-        errors = []
-        for node in candidates:
-            try:
-                connection = await node.connect(connect_timeout, None, None)
-            except LayerUnavailable as exc:
-                errors.append(str(exc))
-                continue
-            try:
-                (reply,) = await connection.call((b"CLUSTER", b"SLOTS"))
-            except LayerUnavailable as exc:
-                errors.append(str(exc))
-                continue
-            finally:
-                connection.close()
-            if isinstance(reply, ResponseError) or not reply:
-                errors.append(f"{node}: {reply}")
-                continue
-            self._install(reply, node.address)
-            return
-        raise LayerUnavailable(f"No Redis Cluster node answered CLUSTER SLOTS: {errors}")
+        candidates = list(dict.fromkeys([*self._nodes.values(), *self.seeds]))
+        index, reply = await ask_first(candidates, (b"CLUSTER", b"SLOTS"), connect_timeout)
+        self._install(reply, candidates[index].address)
 
     def _install(self, reply: list[list[object]], answered_by: Address) -> None:
         slots: list[Node | None] = [None] * SLOTS

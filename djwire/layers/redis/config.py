@@ -83,7 +83,8 @@ class Limits:
 def parse_hosts(hosts: Sequence[Any] | None) -> list[Node]:
     if hosts is None:
         hosts = [("localhost", 6379)]
-    if isinstance(hosts, str | Mapping) or (isinstance(hosts, tuple) and len(hosts) == 2):
+    single_pair = isinstance(hosts, tuple) and len(hosts) == 2 and isinstance(hosts[1], int)
+    if isinstance(hosts, str | Mapping) or single_pair:
         hosts = [hosts]
     if not hosts:
         raise InvalidChannelLayerError("hosts must name at least one Redis server")

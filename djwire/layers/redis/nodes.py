@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.exceptions import ResponseError
 
@@ -58,48 +59,30 @@ class SentinelNode(Node):
         self.last_address: tuple[str, int] | None = None
 
     async def discover(self, connect_timeout: float) -> Address:
-        errors = []
-        for index, sentinel in enumerate(self.sentinels):
-            try:
-                connection = await open_connection(sentinel, connect_timeout=connect_timeout)
-            except LayerUnavailable as exc:
-                errors.append(str(exc))
-                continue
-            try:
-                (reply,) = await connection.call(
-                    (b"SENTINEL", b"get-master-addr-by-name", self.master_name)
+        sentinels = [StaticNode(address) for address in self.sentinels]
+        command = (b"SENTINEL", b"get-master-addr-by-name", self.master_name)
+        index, reply = await ask_first(sentinels, command, connect_timeout)
+        if index:  # ask the sentinel that answered first next time
+            self.sentinels.insert(0, self.sentinels.pop(index))
+        host, port = reply[0].decode(), int(reply[1])
+        if self.last_address != (host, port):
+            if self.last_address is not None:
+                logger.warning(
+                    "Sentinel reports a new master for %r: %s:%d (was %s:%d)",
+                    self.master_name,
+                    host,
+                    port,
+                    *self.last_address,
                 )
-            except LayerUnavailable as exc:
-                errors.append(str(exc))
-                continue
-            finally:
-                connection.close()
-            if isinstance(reply, ResponseError) or not reply:
-                errors.append(f"{sentinel} does not know master {self.master_name!r}: {reply}")
-                continue
-            # Ask the sentinel that answered first next time.
-            if index:
-                self.sentinels.insert(0, self.sentinels.pop(index))
-            host, port = reply[0].decode(), int(reply[1])
-            if self.last_address != (host, port):
-                if self.last_address is not None:
-                    logger.warning(
-                        "Sentinel reports a new master for %r: %s:%d (was %s:%d)",
-                        self.master_name,
-                        host,
-                        port,
-                        *self.last_address,
-                    )
-                self.last_address = (host, port)
-            return Address(
-                host=host,
-                port=port,
-                db=self.master.db,
-                username=self.master.username,
-                password=self.master.password,
-                ssl=self.master.ssl,
-            )
-        raise LayerUnavailable(f"No sentinel could name the master {self.master_name!r}: {errors}")
+            self.last_address = (host, port)
+        return Address(
+            host=host,
+            port=port,
+            db=self.master.db,
+            username=self.master.username,
+            password=self.master.password,
+            ssl=self.master.ssl,
+        )
 
     async def connect(
         self, connect_timeout: float, client_name: str | None, on_lost: OnLost | None
@@ -113,3 +96,29 @@ class SentinelNode(Node):
             on_lost=on_lost,
             require_master=True,
         )
+
+
+async def ask_first(
+    nodes: Sequence[Node], command: tuple[bytes | str, ...], connect_timeout: float
+) -> tuple[int, Any]:
+    """Ask ``nodes`` in turn on short-lived connections; the first reply that is
+    neither an error nor empty wins: ``(index of that node, reply)``."""
+    errors = []
+    for index, node in enumerate(nodes):
+        try:
+            connection = await node.connect(connect_timeout, None, None)
+        except LayerUnavailable as exc:
+            errors.append(str(exc))
+            continue
+        try:
+            (reply,) = await connection.call(command)
+        except LayerUnavailable as exc:
+            errors.append(str(exc))
+            continue
+        finally:
+            connection.close()
+        if isinstance(reply, ResponseError) or not reply:
+            errors.append(f"{node}: {reply!r}")
+            continue
+        return index, reply
+    raise LayerUnavailable(f"No node answered {command[0]!r} {command[1]!r}: {errors}")

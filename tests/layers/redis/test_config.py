@@ -40,6 +40,13 @@ def test_hosts_in_every_channels_redis_form(entry: object, expected: tuple) -> N
     )
 
 
+def test_hosts_may_be_one_entry_or_a_tuple_of_entries() -> None:
+    assert len(parse_hosts("redis://127.0.0.1:1/0")) == 1
+    assert len(parse_hosts(("127.0.0.1", 6379))) == 1
+    assert len(parse_hosts(("redis://127.0.0.1:1/0", "redis://127.0.0.1:2/0"))) == 2
+    assert len(parse_hosts({"address": "redis://127.0.0.1:1/0"})) == 1
+
+
 def test_tls_and_unix_socket_urls() -> None:
     assert isinstance(parse_address("rediss://h:6380/0").ssl, ssl.SSLContext)
     unix = parse_address("unix:///tmp/redis.sock?db=4")

@@ -32,8 +32,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PASSING = {"OK", "NON-STRICT", "INFORMATIONAL"}
 FAST_CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"]
-#: Pinned versions of the suite's Python 2.7 dependencies (shared with the team).
-REQUIREMENTS = ROOT.parent / "shared" / "compliance" / "autobahn-py27-requirements.txt"
+#: Pinned versions of the suite's Python 2.7 dependencies (the last that run on 2.7).
+REQUIREMENTS = HERE / "autobahn-py27-requirements.txt"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wstest27"
 #: Largest message Autobahn sends is 16 MiB (cases 9.1.6, 9.2.6).
 SERVER_OPTIONS = [

@@ -1,8 +1,8 @@
 """Any ASGI 3 app runs on djwire: Django, djwire's framework, Starlette.
 
 And djwire's framework runs on other servers too (uvicorn, daphne), so users are
-never locked in. Those two live only in bench/.venv (``bench/setup.sh``); without it
-their tests skip, except under CI.
+never locked in. Those two are not djwire dependencies: they run from the peers
+environment (tests/support/peers.py).
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from django.core.asgi import get_asgi_application
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.support.peers import peers_python
+
 from .support import TIMEOUT, exchange, free_port, parse_responses, serve
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH_PYTHON = ROOT / "bench" / ".venv" / "bin" / "python"
 
 
 async def test_plain_django_asgi_application() -> None:
@@ -92,21 +93,10 @@ async def test_djwire_routers_and_consumers() -> None:
 
 
 def _other_server(argv: list[str]) -> subprocess.Popen[bytes]:
-    if not BENCH_PYTHON.exists():
-        reason = "bench/.venv is missing (run bench/setup.sh) - it holds uvicorn and daphne"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    module = argv[0]
-    check = subprocess.run([str(BENCH_PYTHON), "-c", f"import {module}"], capture_output=True)
-    if check.returncode:
-        reason = f"{module} is not installed in bench/.venv (run bench/setup.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    python = peers_python()
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [str(BENCH_PYTHON), "-m", *argv],
+        [str(python), "-m", *argv],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

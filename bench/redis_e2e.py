@@ -133,6 +133,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(10)
 
 
+def server_errors(log: Path) -> dict[str, int]:
+    """Exceptions the server logged, by kind (e.g. redis-py's MaxConnectionsError)."""
+    text = log.read_text(errors="replace")
+    return {
+        "asgi_exceptions": text.count("Exception in ASGI application"),
+        "max_connections_errors": text.count("MaxConnectionsError: Too many connections"),
+        "in_group_add": text.count(", in group_add"),
+        "in_group_discard": text.count(", in group_discard"),
+    }
+
+
 def measure(row: str, run: int, members: int, burst: int, paced: int) -> dict[str, Any]:
     from tests.support.redis_servers import RedisServer
 
@@ -151,7 +162,7 @@ def measure(row: str, run: int, members: int, burst: int, paced: int) -> dict[st
             if done.returncode:
                 return {"error": done.stderr[-1500:]}
             result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-            result["server_log_tail"] = log.read_text()[-500:]
+            result["server_errors"] = server_errors(log)
             return result
         finally:
             stop(process)

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, markcoroutinefunction
 
 from djwire.db import aclose_old_connections, database_sync_to_async
 from djwire.exceptions import StopConsumer
@@ -41,7 +41,6 @@ class AsyncConsumer:
     scope: Scope
     channel_layer: BaseChannelLayer | None
     channel_name: str
-    channel_receive: Callable[[], Awaitable[dict[str, Any]]]
     base_send: Callable[[dict[str, Any]], Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -54,15 +53,15 @@ class AsyncConsumer:
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.base_send = async_to_sync(send) if self._sync else send
         try:
             if self.channel_layer is not None:
                 # Layers with process-local queues offer a receive that is a plain
                 # future: an idle consumer then costs no Task for its channel.
-                claim = getattr(self.channel_layer, "claim_receive", None)
                 from_layer = (
-                    functools.partial(claim, self.channel_name) if claim else self.channel_receive
+                    self._claim_from_layer
+                    if hasattr(self.channel_layer, "claim_receive")
+                    else self.channel_receive
                 )
                 await await_many_dispatch([receive, from_layer], self.dispatch)
             else:
@@ -72,6 +71,14 @@ class AsyncConsumer:
         finally:
             if self.channel_layer is not None:
                 self.channel_layer.detach_socket(self.channel_name)
+
+    def channel_receive(self) -> Awaitable[dict[str, Any]]:
+        """The next message on this consumer's channel."""
+        assert self.channel_layer is not None
+        return self.channel_layer.receive(self.channel_name)
+
+    def _claim_from_layer(self) -> Awaitable[dict[str, Any]]:
+        return self.channel_layer.claim_receive(self.channel_name)  # type: ignore[union-attr,no-any-return]
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler for ``message["type"]``."""
@@ -104,10 +111,16 @@ class AsyncConsumer:
     ) -> Callable[[Scope, ASGIReceive, ASGISend], Awaitable[None]]:
         """An ASGI application that makes a new instance for each connection."""
 
-        async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
-            consumer = cls(**initkwargs)
-            return await consumer(scope, receive, send)
+        @markcoroutinefunction
+        def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[None]:
+            # Returns the consumer's coroutine rather than awaiting it: one frame
+            # less per connection for as long as it is open.
+            try:
+                return cls(**initkwargs)(scope, receive, send)
+            except Exception as exc:
+                return _raise_when_awaited(exc)
 
+        app._djwire_routes_synchronously = True  # type: ignore[attr-defined]
         app.consumer_class = cls  # type: ignore[attr-defined]
         app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
         functools.update_wrapper(app, cls, updated=())
@@ -144,3 +157,7 @@ def _forward_websocket_send_sync(self: SyncConsumer, message: dict[str, Any]) ->
 
 
 _FORWARDERS = (_forward_websocket_send, _forward_websocket_send_sync)
+
+
+async def _raise_when_awaited(exc: BaseException) -> None:
+    raise exc

@@ -8,10 +8,11 @@ from :mod:`djwire.classic.routing`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from asgiref.compatibility import guarantee_single_callable
+from asgiref.sync import markcoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, URLResolver
 from django.urls.exceptions import Resolver404
@@ -70,16 +71,25 @@ class ProtocolTypeRouter:
     def __init__(self, application_mapping: Mapping[str, Any]) -> None:
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
-        kind = scope["type"]
-        application = self.application_mapping.get(kind)
-        if application is not None:
-            await application(scope, receive, send)
-            return
-        if kind == "lifespan":
-            await answer_lifespan(receive, send)
-            return
-        raise ValueError(f"No application configured for scope type {kind!r}")
+    @markcoroutinefunction
+    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[None]:
+        # Routers hand over the inner app's coroutine instead of awaiting it, so a
+        # connection does not keep one suspended frame per router level alive.
+        try:
+            kind = scope["type"]
+            application = self.application_mapping.get(kind)
+            if application is not None:
+                return application(scope, receive, send)  # type: ignore[no-any-return]
+            if kind == "lifespan":
+                return answer_lifespan(receive, send)
+            raise ValueError(f"No application configured for scope type {kind!r}")
+        except Exception as exc:
+            return raise_when_awaited(exc)
+
+
+async def raise_when_awaited(exc: BaseException) -> None:
+    """Servers expect an app's errors when they await it, not when they call it."""
+    raise exc
 
 
 async def answer_lifespan(receive: ASGIReceive, send: ASGISend) -> None:
@@ -137,7 +147,19 @@ class URLRouter:
                 item.pattern = _prefix_pattern(item.pattern)
         self._apps = [guarantee_single_callable(item.callback) for item in self.routes]  # type: ignore[no-untyped-call]
 
-    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+    @markcoroutinefunction
+    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[None]:
+        try:
+            return self._route(scope, receive, send, 0)
+        except Resolver404:
+            raise  # an outer URLRouter is matching us synchronously: let it go on
+        except Exception as exc:
+            return raise_when_awaited(exc)
+
+    def _route(
+        self, scope: Scope, receive: ASGIReceive, send: ASGISend, start: int
+    ) -> Awaitable[None]:
+        """The awaitable of the first route from ``start`` on that matches."""
         path = scope.get("path_remaining", scope.get("path"))
         if path is None:
             raise ValueError("No 'path' key in connection scope, cannot route URLs")
@@ -149,7 +171,8 @@ class URLRouter:
                     raise RouteNotFound(f"No route found for path {path!r}.", path=path)
                 path = path[len(root_path) :]
         path = path.lstrip("/")
-        for item, application in zip(self.routes, self._apps, strict=True):
+        for index in range(start, len(self.routes)):
+            item, application = self.routes[index], self._apps[index]
             match = item.pattern.match(path)
             if not match:
                 continue
@@ -165,14 +188,35 @@ class URLRouter:
                 },
             )
             try:
-                await application(inner_scope, receive, send)
+                awaitable = application(inner_scope, receive, send)
             except Resolver404:
-                # A nested router found nothing: try our next route, as Channels does.
-                continue
-            return
+                continue  # a nested djwire router matched nothing: try our next route
+            if getattr(application, "_djwire_routes_synchronously", False):
+                return awaitable  # type: ignore[no-any-return]
+            # Any other app (e.g. middleware around a nested router) may raise
+            # Resolver404 only when awaited; Channels then tries the next route.
+            return self._fall_through(awaitable, scope, receive, send, index + 1)
         if outermost:
             raise RouteNotFound(f"No route found for path {path!r}.", path=scope.get("path"))
         raise Resolver404(f"No route found for path {path!r}.")
+
+    async def _fall_through(
+        self,
+        awaitable: Awaitable[None],
+        scope: Scope,
+        receive: ASGIReceive,
+        send: ASGISend,
+        next_index: int,
+    ) -> None:
+        try:
+            await awaitable
+        except Resolver404:
+            await self._route(scope, receive, send, next_index)
+
+
+#: djwire's own apps decide their route when called, so URLRouter can hand their
+#: coroutine on without a wrapper frame.
+URLRouter._djwire_routes_synchronously = True  # type: ignore[attr-defined]
 
 
 class ChannelNameRouter:

@@ -49,6 +49,15 @@ class _ManySources:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
+    def next_result(self) -> Any:
+        # A method, not inline in run(): run()'s frame lives as long as the
+        # connection, and must not keep the last message and its future alive.
+        future = self.ready.pop(0)
+        index = self.pending.index(future)
+        result = future.result()
+        self.pending[index] = self.start(index)
+        return result
+
     async def run(self, dispatch: Callable[[Any], Awaitable[Any]]) -> None:
         pending = self.pending
         try:
@@ -57,11 +66,7 @@ class _ManySources:
                     self.wakeup = asyncio.get_running_loop().create_future()
                     await self.wakeup
                     self.wakeup = None
-                future = self.ready.pop(0)
-                index = pending.index(future)
-                result = future.result()
-                pending[index] = self.start(index)
-                await dispatch(result)
+                await dispatch(self.next_result())
         finally:
             for future in pending:
                 future.remove_done_callback(self.on_done)

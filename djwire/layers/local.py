@@ -17,6 +17,7 @@ goes through ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import time
@@ -181,10 +182,13 @@ class LocalChannels:
         if queue.waiters is None:
             queue.waiters = []
         queue.waiters.append((future, True))
-        future.add_done_callback(lambda done: self._claim_done(channel, queue, done))
+        future.add_done_callback(functools.partial(self._claim_done, channel))
         return future
 
-    def _claim_done(self, channel: str, queue: _Queue, future: asyncio.Future[Message]) -> None:
+    def _claim_done(self, channel: str, future: asyncio.Future[Message]) -> None:
+        queue = self._queues.get(channel)
+        if queue is None:
+            return
         if queue.waiters:
             queue.waiters = [entry for entry in queue.waiters if entry[0] is not future] or None
         self._forget_if_idle(channel, queue)

@@ -62,11 +62,13 @@ class WebSocketSession(WriteFlow):
     __slots__ = (
         "accepted",
         "app_state",
+        "client",
         "closed",
         "connect_sent",
         "deadline",
         "framing",
         "last_heard",
+        "path",
         "pending",
         "ping_sent",
         "proto",
@@ -121,7 +123,11 @@ class WebSocketSession(WriteFlow):
                 peer_trusted=True,
             )
         root_path = state.config.root_path
-        self.scope: WebSocketScope = {
+        # Logs need only these; the scope itself goes to the app at start() and is
+        # not kept here (routers copy it, and an idle socket should hold one copy).
+        self.client = client
+        self.path = root_path + request.path
+        self.scope: WebSocketScope | None = {
             "type": "websocket",
             "asgi": HTTP_ASGI,
             "http_version": request.http_version,
@@ -129,7 +135,7 @@ class WebSocketSession(WriteFlow):
             "server": server,
             "client": client,
             "root_path": root_path,
-            "path": root_path + request.path,
+            "path": self.path,
             "raw_path": root_path.encode() + request.raw_path,
             "query_string": request.query_string,
             "headers": request.headers,
@@ -159,8 +165,9 @@ class WebSocketSession(WriteFlow):
         self.request = None
         # Not in state.tasks: this session (in state.sessions) knows its task;
         # the task joins state.tasks only if it outlives the connection.
+        scope, self.scope = self.scope, None
         task = self.task = asyncio.ensure_future(
-            state.app(self.scope, self.receive, self.send), loop=state.loop
+            state.app(scope, self.receive, self.send), loop=state.loop
         )
         task.add_done_callback(self._app_done)
 
@@ -456,14 +463,14 @@ class WebSocketSession(WriteFlow):
         if error is None:
             self._after_app(403, 1000)
         elif isinstance(error, RouteNotFound):
-            logger.warning("Not Found: WebSocket %s (%s)", self.scope["path"], error)
+            logger.warning("Not Found: WebSocket %s (%s)", self.path, error)
             self._after_app(403, 1011)
         elif isinstance(error, ClientDisconnected):
             self._after_app(500, 1011)
         else:
             logger.error(
                 "Exception in ASGI application for WebSocket %s",
-                self.scope["path"],
+                self.path,
                 exc_info=error,
             )
             self._after_app(500, 1011)
@@ -495,7 +502,7 @@ class WebSocketSession(WriteFlow):
             if self.app_state is _CONNECTING:
                 logger.warning(
                     "WebSocket %s: app did not accept within %ss",
-                    self.scope["path"],
+                    self.path,
                     self.state.config.ws_handshake_timeout,
                 )
                 self.app_state = _CLOSED
@@ -547,13 +554,13 @@ class WebSocketSession(WriteFlow):
     # -- helpers ------------------------------------------------------------------------
 
     def _who(self) -> str:
-        client = self.scope.get("client")
+        client = self.client
         return f"{client[0]}:{client[1]}" if client else "unix socket"
 
     def _log_access(self, status: int) -> None:
         access_logger.info(
             '%s - "WebSocket %s" %d',
             self._who(),
-            self.scope["path"],
+            self.path,
             status,
         )

@@ -114,6 +114,10 @@ class Feed:
                 except LayerUnavailable:
                     await self._wait_for_wake(self.retry_delay)
                     continue
+                except Exception:  # e.g. an error reply: keep the process receiving
+                    logger.exception("Taking from %s failed; retrying", self.name)
+                    await self._wait_for_wake(self.retry_delay)
+                    continue
                 if self.superseded:
                     # Another feed took over; it will get this batch back from Redis.
                     return

@@ -123,7 +123,7 @@ async def test_redis_down_at_start_neither_send_nor_receive_raises() -> None:
     layer = RedisChannelLayer(
         hosts=[f"redis://127.0.0.1:{port}/0"], retry_timeout=0.3, reconnect_backoff=(0.05, 0.2)
     )
-    other = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}/0"])
+    other = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}/0"], retry_timeout=0.3)
     try:
         channel = await layer.new_channel()
         waiting = asyncio.ensure_future(layer.receive(channel))
@@ -142,6 +142,22 @@ async def test_redis_down_at_start_neither_send_nor_receive_raises() -> None:
     finally:
         await layer.close()
         await other.close()
+
+
+async def test_an_error_reply_while_taking_does_not_stop_receiving(
+    make_layer: MakeLayer, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = make_layer()
+    receiver = make_layer(reconnect_backoff=(0.05, 0.1))
+    channel = await receiver.new_channel()
+    inbox = receiver.keys.inbox(receiver.token)
+    redis_server.command("SET", inbox, "not a list")  # every take now fails: WRONGTYPE
+    waiting = asyncio.ensure_future(receiver.receive(channel))
+    await asyncio.sleep(0.3)
+    assert "failed; retrying" in caplog.text
+    redis_server.command("DEL", inbox)
+    await sender.send(channel, {"type": "ok"})
+    assert (await asyncio.wait_for(waiting, 5))["type"] == "ok"
 
 
 async def test_cancelled_receives_never_lose_a_message(make_layer: MakeLayer) -> None:

@@ -612,7 +612,13 @@ def versions() -> str:
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    return f"djwire @ {commit or '?'}; " + ", ".join(parts)
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "djwire"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    where = f"djwire @ {commit or '?'}" + (" plus uncommitted changes in djwire/" if dirty else "")
+    return f"{where}; " + ", ".join(parts)
 
 
 def machine() -> str:
@@ -715,6 +721,7 @@ def write_report(
     started: float,
     loads: str,
     finished: float | None = None,
+    versions_text: str | None = None,
 ) -> None:
     lines = [
         "# djwire benchmarks: interface server and consumers vs Channels stacks",
@@ -725,7 +732,7 @@ def write_report(
         "",
         f"- Machine: {machine()}; load average before/after: {loads}.",
         "  Shared with other users, so expect some noise.",
-        f"- Versions: {versions()}.",
+        f"- Versions (when the run started): {versions_text or versions()}.",
         f"- Server pinned to core {args.server_cpu}, load generator to core {args.client_cpu} "
         "(`taskset`). One server process per stack; a fresh server per workload and run; "
         "runs interleave the stacks.",
@@ -824,7 +831,14 @@ def rewrite_report(args: argparse.Namespace) -> None:
     global REPORT_ARGV
     REPORT_ARGV = saved["argv"]
     chart(results, BENCH / "results.png")
-    write_report(results, args, saved["started"], saved["loads"], saved.get("finished"))
+    write_report(
+        results,
+        args,
+        saved["started"],
+        saved["loads"],
+        saved.get("finished"),
+        saved.get("versions"),
+    )
     print(f"wrote {BENCH / 'RESULTS.md'} from bench/results.json")
 
 
@@ -888,6 +902,7 @@ def main() -> None:
     # The runner itself stays off the server's core.
     os.sched_setaffinity(0, {int(args.client_cpu)})
     started = time.time()
+    versions_at_start = versions()
     load_before = os.getloadavg()
     results = Results()
     for run in range(1, args.runs + 1):
@@ -910,11 +925,12 @@ def main() -> None:
     if args.no_write:
         return
     saved = {"args": vars(args), "argv": sys.argv[1:], "started": started, "loads": loads}
+    saved["versions"] = versions_at_start
     saved["finished"] = time.time()
     saved["samples"] = results.samples
     (BENCH / "results.json").write_text(json.dumps(saved, indent=1))
     chart(results, BENCH / "results.png")
-    write_report(results, args, started, loads)
+    write_report(results, args, started, loads, versions_text=versions_at_start)
     print(f"wrote {BENCH / 'RESULTS.md'}")
 
 

@@ -30,7 +30,13 @@ PROFILES = bench.BENCH / "profiles"
 
 #: Leaf frames of threads that are only waiting for work (py-spy does not always see
 #: them as idle): their samples are left out.
-WAITING = ("_worker (concurrent/futures/thread.py:81)", "wait (threading.py:")
+WAITING = (
+    "_worker (concurrent/futures/thread.py:81)",
+    "wait (threading.py:",
+    "ThreadPool._work (djwire/server/thread_pool.py:",
+)
+#: C frames of a thread blocked on a lock or queue (with --native).
+BLOCKED = ("PyThread_acquire_lock_timed", "_queue_SimpleQueue_get")
 
 
 def summarize(raw: str, top: int) -> str:
@@ -47,6 +53,8 @@ def summarize(raw: str, top: int) -> str:
         frames = [f for f in stack.split(";") if f]
         python = [f for f in frames if ".py:" in f]
         if not frames or (python and python[-1].startswith(WAITING)):
+            continue
+        if any(f.startswith(BLOCKED) for f in frames):
             continue
         samples += count
         own[frames[-1]] += count

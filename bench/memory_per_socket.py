@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import tracemalloc
@@ -39,7 +40,7 @@ class TracedServer(bench.Server):
             module_args = ["uvicorn", *base[1:]]
         else:
             raise SystemExit(f"{self.kind}: only python-module servers can be traced")
-        prefix = str(PROFILES / f"snapshot-{self.kind}-{self.stack}")
+        prefix = str(PROFILES / f"snapshot-{self.kind}-{self.stack}-{os.getpid()}")
         return [sys.executable, str(TRACED), prefix, "-m", *module_args]
 
 
@@ -57,7 +58,7 @@ async def snapshot(server: bench.RunningServer, prefix: str, n: int) -> tracemal
 
 async def measure(row: bench.Row, connections: int, top: int) -> str:
     traced = TracedServer(row.server.kind, row.server.stack, row.server.app)
-    prefix = str(PROFILES / f"snapshot-{traced.kind}-{traced.stack}")
+    prefix = str(PROFILES / f"snapshot-{traced.kind}-{traced.stack}-{os.getpid()}")
     server = bench.RunningServer(traced, "0", f"memory-{row.key}")
     try:
         server.wait_ready(timeout=60)

@@ -172,7 +172,7 @@ class RunningServer:
             ),
         )
         OUT.mkdir(exist_ok=True)
-        self.log_path = OUT / f"{log_name}.log"
+        self.log_path = OUT / f"{log_name}-{os.getpid()}.log"  # several runners may share out/
         self.command = ["taskset", "-c", cpu, *server.command(self.port)]
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(

@@ -7,8 +7,8 @@ in one pass; with JSON or encryption it is a byte string holding the encoded for
 ``symmetric_encryption_keys`` follow channels_redis: any strings; each is hashed
 with SHA-256 into a Fernet key. The first key encrypts; every key decrypts, so keys
 are rotated by putting the new key first and dropping the old one later. Fernet
-needs the optional ``cryptography`` package (``pip install cryptography``); without
-it, configuring keys fails with a clear :class:`InvalidChannelLayerError`.
+needs the optional ``cryptography`` package (``pip install 'djwire[redis-crypto]'``);
+without it, configuring keys fails with a clear :class:`InvalidChannelLayerError`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class EncryptingSerializer:
         except ImportError as exc:
             raise InvalidChannelLayerError(
                 "symmetric_encryption_keys needs the 'cryptography' package: "
-                "pip install cryptography"
+                "pip install 'djwire[redis-crypto]' (or pip install cryptography)"
             ) from exc
         keys = list(keys)
         if not keys or any(not isinstance(key, str | bytes) or not key for key in keys):

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 
-async def await_many_dispatch(
+def await_many_dispatch(
     consumer_callables: Sequence[Callable[[], Awaitable[Any]]],
     dispatch: Callable[[Any], Awaitable[Any]],
-) -> None:
+) -> Awaitable[None]:
     """Await every source at once and dispatch results in the order they complete.
 
     With a single source this is a plain loop with no extra tasks. With several,
@@ -19,12 +19,19 @@ async def await_many_dispatch(
     the source returns a future itself), re-armed *before* its result is
     dispatched so the next message can arrive while a handler runs; completion
     callbacks feed one wake-up future instead of an ``asyncio.wait`` per message.
+    (A plain function returning the loop's coroutine: one frame less per
+    connection than an ``async def`` wrapper.)
     """
     if len(consumer_callables) == 1:
-        source = consumer_callables[0]
-        while True:
-            await dispatch(await source())
-    await _ManySources(consumer_callables).run(dispatch)
+        return _dispatch_one(consumer_callables[0], dispatch)
+    return _ManySources(consumer_callables).run(dispatch)
+
+
+async def _dispatch_one(
+    source: Callable[[], Awaitable[Any]], dispatch: Callable[[Any], Awaitable[Any]]
+) -> None:
+    while True:
+        await dispatch(await source())
 
 
 class _ManySources:

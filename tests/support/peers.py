@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_PYTHON = ROOT / "bench" / ".venv" / "bin" / "python"
 PEERS = ["uvicorn", "daphne", "channels==4.3.1", "channels_redis"]
-MODULES = ["uvicorn", "daphne", "channels", "channels_redis", "djwire"]
+MODULES = ["uvicorn", "daphne", "channels", "channels_redis", "redis", "hiredis", "djwire"]
 
 
 def _cache_dir() -> Path:
@@ -33,8 +33,19 @@ def _has_modules(python: Path) -> bool:
     if not python.exists():
         return False
     code = "import " + ", ".join(MODULES)
-    check = subprocess.run([str(python), "-c", code], capture_output=True, cwd=ROOT, timeout=120)
+    check = subprocess.run(
+        [str(python), "-c", code], capture_output=True, cwd=ROOT, env=peers_env(), timeout=120
+    )
     return check.returncode == 0
+
+
+def peers_env() -> dict[str, str]:
+    """Environment for running the peers python: djwire comes from this checkout.
+
+    The cached environment may have been built from another checkout; PYTHONPATH
+    puts this one first, so the code under test is always the code being tested.
+    """
+    return dict(os.environ, PYTHONPATH=str(ROOT))
 
 
 def _build(venv: Path) -> str | None:
@@ -42,7 +53,7 @@ def _build(venv: Path) -> str | None:
     python = venv / "bin" / "python"
     steps = [
         [sys.executable, "-m", "venv", str(venv)],
-        [str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PEERS],
+        [str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[redis]", *PEERS],
     ]
     for step in steps:
         if step[0] == str(python) and not python.exists():

@@ -14,7 +14,8 @@
     ├── UnexpectedMessage            ASGI messages in the wrong order   (also RuntimeError)
     ├── LayerUnavailable             the layer's backing service is down (wraps the cause)
     ├── RequestAborted               the HTTP client went away mid-request
-    └── RequestTimeout               the HTTP client was too slow sending its body
+    │   └── RequestTimeout           the HTTP client was too slow sending its body
+    └── ClientDisconnected           send() after the client left      (also OSError)
 
 Exceptions that mirror a builtin (``TypeError`` for bad names, ``ValueError`` for bad
 configuration) inherit from it too, so code written for Django Channels, which raises
@@ -102,3 +103,7 @@ class RequestAborted(DjwireError):
 
 class RequestTimeout(RequestAborted):
     """The HTTP client took too long to send its request body."""
+
+
+class ClientDisconnected(DjwireError, OSError):
+    """``send()`` was called after the client went away (ASGI spec: an OSError)."""

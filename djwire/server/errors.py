@@ -1,9 +1,7 @@
-"""Errors the interface server raises into applications."""
+"""Errors the interface server raises into applications (defined in djwire.exceptions)."""
 
 from __future__ import annotations
 
-from djwire.exceptions import DjwireError
+from djwire.exceptions import ClientDisconnected
 
-
-class ClientDisconnected(DjwireError, OSError):
-    """``send()`` was called after the client went away (ASGI spec 2.4: an OSError)."""
+__all__ = ["ClientDisconnected"]

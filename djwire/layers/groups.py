@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 class Groups:
@@ -55,6 +55,18 @@ class Groups:
             return []
         self._drop_expired(group, members, self.clock())
         return list(members)
+
+    def memberships(self) -> Iterator[tuple[str, dict[str, float]]]:
+        """Every group with live members: ``(group, {channel: deadline})``, deadlines
+        on ``clock``'s scale, oldest first. Each dict is a copy."""
+        now = self.clock()
+        for group in list(self._groups):
+            members = self._groups.get(group)
+            if members is None:
+                continue
+            self._drop_expired(group, members, now)
+            if members:
+                yield group, dict(members)
 
     def clear(self) -> None:
         self._groups.clear()

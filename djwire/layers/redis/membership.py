@@ -19,15 +19,12 @@ class MembershipMirror(Groups):
 
     def snapshot(self) -> Iterator[tuple[str, list[tuple[int, str]]]]:
         """``(group, [(deadline in wall-clock ms, channel), ...])`` for every group."""
-        self.sweep()
         offset = time.time() - self.clock()
-        for group in list(self._groups):
-            members = self._groups.get(group)
-            if members:
-                yield (
-                    group,
-                    [
-                        (int((deadline + offset) * 1000), channel)
-                        for channel, deadline in members.items()
-                    ],
-                )
+        for group, members in self.memberships():
+            yield (
+                group,
+                [
+                    (int((deadline + offset) * 1000), channel)
+                    for channel, deadline in members.items()
+                ],
+            )

@@ -323,6 +323,120 @@ def cluster(config: pytest.Config) -> RedisCluster:
     return instance
 
 
+# -- TLS ------------------------------------------------------------------------------------
+
+
+def self_signed_certificate(directory: Path, name: str = "cert") -> tuple[Path, Path]:
+    """Write ``name.pem`` and ``name.key``: a self-signed certificate for 127.0.0.1 and
+    localhost, valid for a day (it is its own CA, so it can also be trusted by path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "djwire test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class TlsServer(RedisServer):
+    """A server that also listens with TLS on ``tls_port``, with a self-signed
+    certificate (``cert``); the plain port stays open for the fixtures' own checks.
+    ``client_ca``: require client certificates signed by it."""
+
+    def __init__(self, client_ca: Path | None = None) -> None:
+        super().__init__()
+        self.tls_port = free_port()
+        self.cert, key = self_signed_certificate(self.directory)
+        self.extra += [
+            f"tls-port {self.tls_port}",
+            f"tls-cert-file {self.cert}",
+            f"tls-key-file {key}",
+        ]
+        if client_ca is None:
+            self.extra.append("tls-auth-clients no")
+        else:
+            self.extra += [f"tls-ca-cert-file {client_ca}", "tls-auth-clients yes"]
+
+    @property
+    def tls_url(self) -> str:
+        return f"rediss://127.0.0.1:{self.tls_port}/0"
+
+    def start(self) -> TlsServer:
+        import pytest
+
+        for _ in range(3):
+            if self._try_start():
+                return self
+            # A port taken between probe and bind, or no TLS in this build: retry once
+            # or twice with fresh ports, then say what the server logged.
+            self.port, old_tls_port, self.tls_port = free_port(), self.tls_port, free_port()
+            self.extra[self.extra.index(f"tls-port {old_tls_port}")] = f"tls-port {self.tls_port}"
+        log = self.directory / "redis.log"
+        last = log.read_text().strip().splitlines()[-3:] if log.exists() else []
+        reason = f"redis-server would not start with TLS (built without it?): {last}"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must not skip these tests", pytrace=False)
+        pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def tls_server(client_ca: Path | None = None) -> Iterator[TlsServer]:
+    server = TlsServer(client_ca)
+    try:
+        yield server.start()
+    finally:
+        server.cleanup()
+
+
 @contextlib.contextmanager
 def private_server(*extra: str, port: int | None = None) -> Iterator[RedisServer]:
     """A server of one's own (for tests that restart or kill it)."""

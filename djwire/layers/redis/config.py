@@ -11,6 +11,15 @@
 * a Sentinel dict: ``{"sentinels": [(host, port), ...], "master_name": "mymaster",
   "sentinel_kwargs": {"password": ...}}`` plus connection settings for the master.
 
+TLS takes redis-py's settings, in a dict or a URL's query (the query wins, as in
+redis-py): ``ssl_cert_reqs`` (None or ``"none"``, ``"optional"``, ``"required"``),
+``ssl_ca_certs``, ``ssl_ca_data``, ``ssl_ca_path``, ``ssl_certfile``,
+``ssl_keyfile``, ``ssl_password``, ``ssl_check_hostname``, ``ssl_min_version``,
+``ssl_ciphers``; redis-py's own ``RedisSSLContext`` turns them into the
+``SSLContext``, so they mean exactly what they mean to channels_redis. They apply
+where TLS is on (``rediss://``, ``"ssl": True``, or an SSL ``connection_class``);
+elsewhere they are an error rather than a silently unencrypted connection.
+
 Settings this layer has no use for (``max_connections``, ``retry_on_timeout``...)
 are accepted and ignored, so channels_redis configurations work unchanged.
 """
@@ -22,7 +31,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.asyncio.connection import (
+    RedisSSLContext,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
+from redis.exceptions import RedisError
 
 from djwire.exceptions import InvalidChannelLayerError
 
@@ -99,63 +114,108 @@ def parse_host(entry: Any) -> Node:
 
 def parse_address(entry: Any) -> Address:
     if isinstance(entry, str):
-        return _from_url(entry)
+        return _from_url(entry, {})
     if isinstance(entry, Sequence) and len(entry) == 2:
         host, port = entry
         return Address(host=str(host), port=int(port))
     if isinstance(entry, Mapping):
         settings = dict(entry)
         address = settings.pop("address", None)
+        if isinstance(address, str):
+            return _from_url(address, settings)
+        if isinstance(address, Mapping):
+            return parse_address({**address, **settings})
         if address is not None:
-            base = parse_address(address)
+            pair = parse_address(address)
+            host, port = pair.host, pair.port
         else:
-            base = Address(
-                host=str(settings.pop("host", "localhost")),
-                port=int(settings.pop("port", 6379)),
-                unix_path=settings.pop("path", None) or settings.pop("unix_socket_path", None),
-            )
+            host, port = settings.get("host", "localhost"), settings.get("port", 6379)
         return Address(
-            host=base.host,
-            port=base.port,
-            unix_path=base.unix_path,
-            db=int(settings.get("db", base.db)),
-            username=settings.get("username", base.username),
-            password=settings.get("password", base.password),
-            ssl=_ssl_context(settings) or base.ssl,
+            host=str(host),
+            port=int(port),
+            unix_path=settings.get("path") or settings.get("unix_socket_path"),
+            db=int(settings.get("db", 0)),
+            username=settings.get("username"),
+            password=settings.get("password"),
+            ssl=tls_context(settings),
         )
     raise InvalidChannelLayerError(f"Cannot understand Redis host {entry!r}")
 
 
-def _from_url(url: str) -> Address:
+def _from_url(url: str, settings: Mapping[str, Any]) -> Address:
+    """A URL, with the settings of the dict it came in (``{"address": url, ...}``)."""
     try:
         parsed = parse_url(url)
     except ValueError as exc:
         raise InvalidChannelLayerError(f"Bad Redis URL {url!r}: {exc}") from exc
     kind = parsed.get("connection_class")
+    query_tls = {key: value for key, value in parsed.items() if key in _TLS_SETTINGS}
     return Address(
         host=parsed.get("host", "localhost"),
         port=int(parsed.get("port", 6379)),
         unix_path=parsed.get("path") if kind is UnixDomainSocketConnection else None,
-        db=int(parsed.get("db", 0)),
-        username=parsed.get("username"),
-        password=parsed.get("password"),
-        ssl=ssl_module.create_default_context() if kind is SSLConnection else None,
+        db=int(settings.get("db", parsed.get("db", 0))),
+        username=settings.get("username", parsed.get("username")),
+        password=settings.get("password", parsed.get("password")),
+        ssl=tls_context({**settings, **query_tls}, tls_address=kind is SSLConnection),
     )
 
 
-def _ssl_context(settings: Mapping[str, Any]) -> ssl_module.SSLContext | None:
-    value = settings.get("ssl")
-    if isinstance(value, ssl_module.SSLContext):
-        return value
-    if not value:
+#: redis-py's TLS settings -> the RedisSSLContext argument each one is.
+_TLS_SETTINGS = {
+    "ssl_cert_reqs": "cert_reqs",
+    "ssl_ca_certs": "ca_certs",
+    "ssl_ca_data": "ca_data",
+    "ssl_ca_path": "ca_path",
+    "ssl_certfile": "certfile",
+    "ssl_keyfile": "keyfile",
+    "ssl_password": "password",
+    "ssl_check_hostname": "check_hostname",
+    "ssl_min_version": "min_version",
+    "ssl_ciphers": "ciphers",
+    "ssl_include_verify_flags": "include_verify_flags",
+    "ssl_exclude_verify_flags": "exclude_verify_flags",
+}
+
+
+def tls_context(
+    settings: Mapping[str, Any], *, tls_address: bool = False
+) -> ssl_module.SSLContext | None:
+    """The SSLContext for ``settings`` (None: no TLS). ``tls_address``: the address
+    was a ``rediss://`` URL."""
+    given = settings.get("ssl")
+    if isinstance(given, ssl_module.SSLContext):
+        return given
+    connection_class = settings.get("connection_class")
+    wanted = (
+        tls_address
+        or bool(given)
+        or (isinstance(connection_class, type) and issubclass(connection_class, SSLConnection))
+    )
+    options = {key: settings[key] for key in _TLS_SETTINGS if key in settings}
+    if not wanted:
+        if options:
+            raise InvalidChannelLayerError(
+                f"{', '.join(options)} given for a Redis connection without TLS; use a "
+                "rediss:// address or 'ssl': True"
+            )
         return None
-    context = ssl_module.create_default_context(cafile=settings.get("ssl_ca_certs"))
-    if settings.get("ssl_certfile"):
-        context.load_cert_chain(settings["ssl_certfile"], settings.get("ssl_keyfile"))
-    if settings.get("ssl_cert_reqs") in ("none", ssl_module.CERT_NONE):
-        context.check_hostname = False
-        context.verify_mode = ssl_module.CERT_NONE
-    return context
+    # redis-py's SSLConnection defaults: certificate and host name checked. An
+    # explicit ssl_cert_reqs=None means no checks, as RedisSSLContext reads it.
+    arguments: dict[str, Any] = {"cert_reqs": "required", "check_hostname": True}
+    for key, value in options.items():
+        arguments[_TLS_SETTINGS[key]] = value
+    if isinstance(arguments["cert_reqs"], str):
+        arguments["cert_reqs"] = arguments["cert_reqs"].lower()
+    if isinstance(arguments["check_hostname"], str):
+        arguments["check_hostname"] = arguments["check_hostname"].lower() not in _FALSE
+    try:
+        return RedisSSLContext(**arguments).get()
+    except (RedisError, OSError, TypeError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise InvalidChannelLayerError(f"Bad TLS settings for Redis ({exc})") from exc
+
+
+_FALSE = ("0", "f", "false", "n", "no", "off", "")
 
 
 def _sentinel_node(entry: Mapping[str, Any]) -> Node:
@@ -167,16 +227,9 @@ def _sentinel_node(entry: Mapping[str, Any]) -> Node:
     sentinel_settings = dict(settings.pop("sentinel_kwargs", None) or {})
     addresses = []
     for sentinel in sentinels:
-        base = parse_address(sentinel)
-        addresses.append(
-            Address(
-                host=base.host,
-                port=base.port,
-                username=sentinel_settings.get("username", base.username),
-                password=sentinel_settings.get("password", base.password),
-                ssl=_ssl_context(sentinel_settings) or base.ssl,
-            )
-        )
+        # Sentinels take the login and TLS settings of sentinel_kwargs, never a db.
+        address = parse_address({**sentinel_settings, "address": sentinel, "db": 0})
+        addresses.append(address)
     if not addresses:
         raise InvalidChannelLayerError("A Sentinel host needs at least one sentinel")
     return SentinelNode(addresses, str(master_name), parse_address(settings or {}))

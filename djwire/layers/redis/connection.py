@@ -43,7 +43,8 @@ class Address:
 
     def __str__(self) -> str:
         where = self.unix_path or f"{self.host}:{self.port}"
-        return f"redis://{where}/{self.db}"
+        scheme = "rediss" if self.ssl is not None else "redis"
+        return f"{scheme}://{where}/{self.db}"
 
 
 class Waiter:
@@ -76,6 +77,7 @@ class RedisConnection(asyncio.Protocol):
         self._reader = hiredis.Reader(replyError=ResponseError)
         self._transport: asyncio.Transport | None = None
         self._lost_error: Exception | None = None
+        self._gone: asyncio.Future[None] | None = None  # set by aclose(): wait for the end
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -112,6 +114,8 @@ class RedisConnection(asyncio.Protocol):
         self.closed = True
         self._transport = None
         self._lost_error = self._lost_error or exc
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
         if self.on_lost is not None:
             self.on_lost(self)
         # Whatever the owner did not claim fails now: nobody waits forever.
@@ -145,7 +149,10 @@ class RedisConnection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiters = [Waiter(loop.create_future()) for _ in commands]
         self.write(commands, waiters)
-        return [await waiter.future for waiter in waiters]
+        # gather, not one await after the other: when the connection dies, every
+        # waiter fails, and gather retrieves the failures it does not raise
+        # (else asyncio logs "Future exception was never retrieved" for each).
+        return await asyncio.gather(*(waiter.future for waiter in waiters))
 
     def error(self) -> LayerUnavailable:
         cause = self._lost_error
@@ -164,6 +171,19 @@ class RedisConnection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    async def aclose(self, grace: float) -> None:
+        """Close and wait until the connection is gone: a TLS connection exchanges
+        close_notify first (RFC 8446, section 6.1), which needs the event loop to run
+        on; abort if that takes longer than ``grace`` seconds."""
+        if self._transport is None:
+            return
+        self._gone = asyncio.get_running_loop().create_future()
+        self._transport.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._gone), grace)
+        except TimeoutError:
+            self.abort()
 
 
 async def open_connection(

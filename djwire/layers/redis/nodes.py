@@ -116,7 +116,7 @@ async def ask_first(
             errors.append(str(exc))
             continue
         finally:
-            connection.close()
+            await connection.aclose(connect_timeout)
         if isinstance(reply, ResponseError) or not reply:
             errors.append(f"{node}: {reply!r}")
             continue

@@ -91,6 +91,7 @@ class CommandPipe:
         self._flush_handle: asyncio.Handle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
+        self._last_error: LayerUnavailable | None = None  # why the last connect failed
 
     # -- issuing -----------------------------------------------------------------------
 
@@ -195,6 +196,7 @@ class CommandPipe:
                     )
                     info = await self._prepare(connection)
                 except LayerUnavailable as exc:
+                    self._last_error = exc
                     self.monitor.down(self.node.key, exc)
                     self._give_up_old()
                     if not self._queue:
@@ -204,6 +206,7 @@ class CommandPipe:
                     delay = min(delay * 2, high)
                     continue
                 self._connection = connection
+                self._last_error = None
                 connection.on_writable = self._schedule_flush
                 self.monitor.up(self.node.key)
                 if self.on_connect is not None:
@@ -267,12 +270,13 @@ class CommandPipe:
                 continue
             if entry.message:
                 self.monitor.lost(self.node.key)
-            future.set_exception(
-                LayerUnavailable(
-                    f"Redis at {self.node} stayed unreachable for retry_timeout="
-                    f"{self.limits.retry_timeout} s"
-                )
+            cause = self._last_error
+            error = LayerUnavailable(
+                f"Redis at {self.node} stayed unreachable for retry_timeout="
+                f"{self.limits.retry_timeout} s" + (f"; last error: {cause}" if cause else "")
             )
+            error.__cause__ = cause
+            future.set_exception(error)
 
     def _arm_watchdog(self) -> None:
         if self._watchdog is None:
@@ -318,7 +322,7 @@ class CommandPipe:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.on_lost = None
-            connection.close()
+            await connection.aclose(self.limits.connect_timeout)
 
     def close_now(self) -> None:
         """Synchronous close for a loop that no longer runs."""

@@ -155,7 +155,10 @@ class Subscriber:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.close_now()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.on_lost = None
+            await connection.aclose(self.limits.connect_timeout)
 
     def close_now(self) -> None:
         self._closed = True

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from redis.asyncio.connection import SSLConnection
 
 from djwire.exceptions import InvalidChannelLayerError
 from djwire.layers import channel_layers
@@ -13,7 +15,7 @@ from djwire.layers.redis import RedisChannelLayer
 from djwire.layers.redis.cluster import ClusterRouter, ShardRouter
 from djwire.layers.redis.config import Limits, parse_address, parse_hosts
 from djwire.layers.redis.nodes import SentinelNode, StaticNode
-from tests.support.redis_servers import RedisServer
+from tests.support.redis_servers import RedisServer, self_signed_certificate
 
 
 def test_default_host_is_localhost_6379() -> None:
@@ -51,6 +53,92 @@ def test_tls_and_unix_socket_urls() -> None:
     assert isinstance(parse_address("rediss://h:6380/0").ssl, ssl.SSLContext)
     unix = parse_address("unix:///tmp/redis.sock?db=4")
     assert (unix.unix_path, unix.db) == ("/tmp/redis.sock", 4)
+
+
+def test_tls_urls_check_certificates_and_host_names_by_default() -> None:
+    context = parse_address("rediss://h:6380/0").ssl
+    assert context is not None
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert parse_address("redis://h:6379/0").ssl is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "verify_mode", "check_hostname"),
+    [
+        # channels_redis + redis-py forms; Heroku documents the first one.
+        ({"address": "rediss://h:1", "ssl_cert_reqs": None}, ssl.CERT_NONE, False),
+        ({"address": "rediss://h:1", "ssl_cert_reqs": "none"}, ssl.CERT_NONE, False),
+        ({"address": "rediss://h:1", "ssl_cert_reqs": ssl.CERT_NONE}, ssl.CERT_NONE, False),
+        ("rediss://h:1/0?ssl_cert_reqs=none", ssl.CERT_NONE, False),
+        ({"address": "rediss://h:1/0?ssl_cert_reqs=none"}, ssl.CERT_NONE, False),
+        ({"address": "rediss://h:1", "ssl_cert_reqs": "optional"}, ssl.CERT_OPTIONAL, True),
+        ({"address": "rediss://h:1", "ssl_cert_reqs": "required"}, ssl.CERT_REQUIRED, True),
+        ({"address": "rediss://h:1", "ssl_check_hostname": False}, ssl.CERT_REQUIRED, False),
+        ("rediss://h:1/0?ssl_check_hostname=false", ssl.CERT_REQUIRED, False),
+        ({"host": "h", "ssl": True, "ssl_cert_reqs": None}, ssl.CERT_NONE, False),
+        ({"host": "h", "ssl": True}, ssl.CERT_REQUIRED, True),
+        ({"host": "h", "connection_class": SSLConnection, "ssl_cert_reqs": "none"}, 0, False),
+        # The URL's query wins over the dict, as in redis-py's from_url.
+        (
+            {"address": "rediss://h:1/0?ssl_cert_reqs=required", "ssl_cert_reqs": None},
+            ssl.CERT_REQUIRED,
+            True,
+        ),
+    ],
+)
+def test_tls_settings_in_every_channels_redis_form(
+    entry: object, verify_mode: int, check_hostname: bool
+) -> None:
+    context = parse_address(entry).ssl
+    assert context is not None
+    assert (context.verify_mode, context.check_hostname) == (verify_mode, check_hostname)
+
+
+def test_tls_ca_certs_are_loaded(tmp_path: Path) -> None:
+    cert, _ = self_signed_certificate(tmp_path)
+    context = parse_address({"address": "rediss://h:1", "ssl_ca_certs": str(cert)}).ssl
+    assert context is not None
+    subjects = [dict(entry[0] for entry in ca["subject"]) for ca in context.get_ca_certs()]
+    assert {"commonName": "djwire test"} in subjects
+
+
+def test_an_ssl_context_is_used_as_given() -> None:
+    mine = ssl.create_default_context()
+    assert parse_address({"address": "rediss://h:1", "ssl": mine}).ssl is mine
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"address": "redis://h:1", "ssl_cert_reqs": None}, "without TLS"),
+        ("redis://h:1/0?ssl_cert_reqs=none", "without TLS"),
+        ({"host": "h", "ssl_ca_certs": "/x.pem"}, "without TLS"),
+        ({"address": "rediss://h:1", "ssl_cert_reqs": "sometimes"}, "sometimes"),
+        ({"address": "rediss://h:1", "ssl_ca_certs": "/no/such/ca.pem"}, "TLS settings"),
+    ],
+)
+def test_bad_tls_settings_are_a_clear_error(entry: object, message: str) -> None:
+    with pytest.raises(InvalidChannelLayerError, match=message):
+        parse_address(entry)
+
+
+def test_sentinels_take_tls_settings_from_sentinel_kwargs() -> None:
+    (node,) = parse_hosts(
+        [
+            {
+                "sentinels": [("127.0.0.1", 26379)],
+                "master_name": "mymaster",
+                "sentinel_kwargs": {"ssl": True, "ssl_cert_reqs": None, "password": "s"},
+                "ssl": True,
+                "ssl_check_hostname": False,
+            }
+        ]
+    )
+    assert isinstance(node, SentinelNode)
+    sentinel, master = node.sentinels[0], node.master
+    assert sentinel.password == "s" and sentinel.ssl is not None and master.ssl is not None
+    assert sentinel.ssl.verify_mode == ssl.CERT_NONE
+    assert (master.ssl.verify_mode, master.ssl.check_hostname) == (ssl.CERT_REQUIRED, False)
 
 
 def test_sentinel_dict_names_the_master_and_sentinels() -> None:

@@ -3,16 +3,52 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from djwire import __version__
-from djwire.server.config import Config, split_ips
+from djwire.server.config import Config, LogLevel
+from djwire.server.logs import configure_logging
+from djwire.server.options import convert, field_names, parse_assignment
 
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+__all__ = ["build_parser", "configure_logging", "main", "options_from_args"]
+
+LOG_LEVELS = typing.get_args(LogLevel)
+
+
+def shown(value: object) -> str:
+    """A default as the command line would spell it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def typed(name: str, *, zero_is_none: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type`` that converts text as Config field ``name`` takes it."""
+
+    def parse(text: str) -> Any:
+        if zero_is_none and text.strip() in ("0", "0.0"):
+            text = "none"
+        try:
+            return convert(name, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def assignment(text: str) -> tuple[str, Any]:
+    try:
+        return parse_assignment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,194 +59,192 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve an ASGI application over HTTP/1.1 and WebSocket",
         description="Serve an ASGI 3 application (e.g. proj.asgi:application).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            "--set NAME=VALUE sets any field of djwire.server.Config: "
+            + ", ".join(field_names())
+            + ". Values: numbers, true/false, none, comma-separated lists. For a Django "
+            "project, the DJWIRE_SERVER setting gives defaults; the command line wins."
+        ),
     )
     defaults = Config()
-    add = serve.add_argument
-    add("app", help='the app as "module:attribute" (attribute defaults to "application")')
-    add("--host", default=defaults.host, help="bind address")
-    add("--port", type=int, default=defaults.port, help="bind port")
-    add("--uds", help="bind to this Unix domain socket instead")
-    add("--fd", type=int, help="serve this inherited, listening socket file descriptor")
-    add("--workers", type=int, default=defaults.workers, help="worker processes (supervised)")
-    add("--backlog", type=int, default=defaults.backlog, help="listen() queue length")
+
+    def add(flag: str, name: str, text: str, **options: Any) -> None:
+        """An option for Config field ``name``, absent from the result unless given."""
+        if "action" not in options:
+            options.setdefault("type", typed(name))
+            if "choices" not in options:
+                options.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
+        default = options.pop("shown", shown(getattr(defaults, name)))
+        help_text = f"{text} (default: {default})"
+        serve.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=help_text, **options)
+
+    serve.add_argument(
+        "app", help='the app as "module:attribute" (attribute defaults to "application")'
+    )
+    add("--host", "host", "bind address")
+    add("--port", "port", "bind port")
+    add("--uds", "uds", "bind to this Unix domain socket instead")
+    add("--fd", "fd", "serve this inherited, listening socket file descriptor")
+    add("--workers", "workers", "worker processes (supervised)")
+    add("--backlog", "backlog", "listen() queue length")
     add(
         "--loop",
+        "loop",
+        "event loop (auto: uvloop when installed)",
         choices=("auto", "uvloop", "asyncio"),
-        default=defaults.loop,
-        help="event loop (auto: uvloop when installed)",
     )
     add(
         "--lifespan",
+        "lifespan",
+        "ASGI lifespan (auto: tolerate apps without it)",
         choices=("auto", "on", "off"),
-        default=defaults.lifespan,
-        help="ASGI lifespan (auto: tolerate apps without it)",
     )
-    add("--root-path", default=defaults.root_path, help="ASGI root_path (mount prefix)")
+    add("--root-path", "root_path", "ASGI root_path (mount prefix)", shown='""')
     add(
         "--proxy-headers",
+        "proxy_headers",
+        "believe X-Forwarded-*/Forwarded from --forwarded-allow-ips",
         action=argparse.BooleanOptionalAction,
-        default=defaults.proxy_headers,
-        help="believe X-Forwarded-*/Forwarded from --forwarded-allow-ips",
     )
     add(
         "--forwarded-allow-ips",
-        default=os.environ.get("FORWARDED_ALLOW_IPS", ",".join(defaults.forwarded_allow_ips)),
-        help='comma-separated trusted proxy addresses/networks, "*" for all, "unix" '
-        "for Unix-socket peers (default from $FORWARDED_ALLOW_IPS)",
+        "forwarded_allow_ips",
+        'comma-separated trusted proxy IP addresses/networks, "*" for all, "unix" for '
+        "Unix-socket peers; host names are refused (also $FORWARDED_ALLOW_IPS)",
     )
     add(
         "--max-connections",
-        type=int,
-        default=defaults.max_connections,
-        help="per process; beyond it new clients get 503",
+        "max_connections",
+        "per process; beyond it new clients get 503",
     )
     add(
         "--timeout-keep-alive",
-        type=float,
-        default=defaults.keep_alive_timeout,
-        help="seconds an HTTP connection may idle between requests",
+        "keep_alive_timeout",
+        "seconds an HTTP connection may idle between requests",
     )
     add(
         "--timeout-request-head",
-        type=float,
-        default=defaults.request_head_timeout,
-        help="seconds a client has to send a request head (slow-loris defence)",
+        "request_head_timeout",
+        "seconds a client has to send a request head (slow-loris defence)",
     )
     add(
         "--timeout-graceful-shutdown",
-        type=float,
-        default=defaults.graceful_shutdown_timeout,
-        help="seconds apps get to finish on SIGTERM/SIGINT",
+        "graceful_shutdown_timeout",
+        "seconds apps get to finish on SIGTERM/SIGINT",
     )
     add(
         "--max-header-size",
-        type=int,
-        default=defaults.max_header_size,
-        help="bytes of request line and headers (431 beyond)",
+        "max_header_size",
+        "bytes of request line and headers (431 beyond)",
     )
     add(
         "--max-request-body-size",
-        type=int,
-        default=defaults.max_request_body_size,
-        help="bytes of request body (413 beyond); 0 for no limit",
+        "max_request_body_size",
+        "bytes of request body (413 beyond); 0 for no limit",
+        type=typed("max_request_body_size", zero_is_none=True),
     )
     add(
         "--ws-max-size",
-        type=int,
-        default=defaults.ws_max_message_size,
-        help="bytes per incoming WebSocket message, decompressed (1009 beyond)",
+        "ws_max_message_size",
+        "bytes per incoming WebSocket message, decompressed (1009 beyond)",
     )
     add(
         "--ws-max-frame-size",
-        type=int,
-        default=defaults.ws_max_frame_size,
-        help="bytes per incoming WebSocket frame (default: the message limit)",
+        "ws_max_frame_size",
+        "bytes per incoming WebSocket frame",
+        shown="the message limit",
     )
     add(
         "--ws-ping-interval",
-        type=float,
-        default=defaults.ws_ping_interval,
-        help="seconds of client silence before a keepalive ping; 0 disables",
+        "ws_ping_interval",
+        "seconds of client silence before a keepalive ping; 0 disables",
+        type=typed("ws_ping_interval", zero_is_none=True),
     )
     add(
         "--ws-ping-timeout",
-        type=float,
-        default=defaults.ws_ping_timeout,
-        help="seconds a ping may go unanswered before closing 1011",
+        "ws_ping_timeout",
+        "seconds a ping may go unanswered before closing 1011",
     )
     add(
         "--ws-per-message-deflate",
+        "ws_per_message_deflate",
+        "negotiate permessage-deflate compression (RFC 7692)",
         action=argparse.BooleanOptionalAction,
-        default=defaults.ws_per_message_deflate,
-        help="negotiate permessage-deflate compression (RFC 7692)",
     )
     add(
         "--gc-freeze",
+        "gc_freeze",
+        "after startup, freeze loaded objects out of the cyclic GC's reach",
         action=argparse.BooleanOptionalAction,
-        default=defaults.gc_freeze,
-        help="after startup, freeze loaded objects out of the cyclic GC's reach",
     )
     add(
         "--gc-thresholds",
-        default=",".join(map(str, defaults.gc_thresholds or ())),
-        help='cyclic GC thresholds "A,B,C", or "default" for the interpreter\'s',
+        "gc_thresholds",
+        'cyclic GC thresholds "A,B,C", or "default" for the interpreter\'s',
+        type=parse_thresholds,
     )
-    add("--no-access-log", action="store_true", help="do not log each request")
-    add("--log-level", choices=LOG_LEVELS, default=defaults.log_level, help="server log level")
+    add(
+        "--no-access-log",
+        "access_log",
+        "do not log each request",
+        action="store_false",
+        shown="access log on",
+    )
+    add("--log-level", "log_level", "server log level", choices=LOG_LEVELS)
     add(
         "--django-fast-path",
+        "django_fast_path",
+        "serve sync Django views in one thread-pool hop",
         action=argparse.BooleanOptionalAction,
-        default=defaults.django_fast_path,
-        help="serve sync Django views in one thread-pool hop",
+    )
+    serve.add_argument(
+        "--set",
+        dest="assignments",
+        metavar="NAME=VALUE",
+        type=assignment,
+        action="append",
+        default=[],
+        help="set any server setting by its Config name, e.g. --set send_timeout=10 "
+        "(repeatable; names listed below)",
     )
     return parser
 
 
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The Config fields the command line sets: only those it was given.
+
+    Raises ValueError when one is given twice (as an option and with ``--set``).
+    """
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "assignments")}
+    for name, value in getattr(args, "assignments", []):
+        if name in given and name != "app":
+            raise ValueError(f"{name} is given twice: by its option and by --set {name}=...")
+        given[name] = value
+    env_ips = os.environ.get("FORWARDED_ALLOW_IPS")
+    if env_ips and "forwarded_allow_ips" not in given:
+        given["forwarded_allow_ips"] = convert("forwarded_allow_ips", env_ips)
+    return given
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    ping_interval = args.ws_ping_interval
-    options: dict[str, Any] = {
-        "app": args.app,
-        "host": args.host,
-        "port": args.port,
-        "uds": args.uds,
-        "fd": args.fd,
-        "workers": args.workers,
-        "backlog": args.backlog,
-        "loop": args.loop,
-        "lifespan": args.lifespan,
-        "root_path": args.root_path,
-        "proxy_headers": args.proxy_headers,
-        "forwarded_allow_ips": split_ips(args.forwarded_allow_ips),
-        "max_connections": args.max_connections,
-        "keep_alive_timeout": args.timeout_keep_alive,
-        "request_head_timeout": args.timeout_request_head,
-        "graceful_shutdown_timeout": args.timeout_graceful_shutdown,
-        "max_header_size": args.max_header_size,
-        "max_request_body_size": args.max_request_body_size or None,
-        "ws_max_message_size": args.ws_max_size,
-        "ws_max_frame_size": args.ws_max_frame_size,
-        "ws_ping_interval": ping_interval if ping_interval and ping_interval > 0 else None,
-        "ws_ping_timeout": args.ws_ping_timeout,
-        "ws_per_message_deflate": args.ws_per_message_deflate,
-        "access_log": not args.no_access_log,
-        "log_level": args.log_level,
-        "django_fast_path": args.django_fast_path,
-        "gc_freeze": args.gc_freeze,
-        "gc_thresholds": parse_thresholds(args.gc_thresholds),
-    }
-    return Config(**options)
+    return Config(**options_from_args(args))
 
 
 def parse_thresholds(text: str) -> tuple[int, int, int] | None:
     if text.strip().lower() in ("", "default", "none"):
         return None
-    parts = [int(part) for part in text.split(",")]
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError("--gc-thresholds takes three numbers: A,B,C")
-    return parts[0], parts[1], parts[2]
-
-
-def configure_logging(config: Config) -> None:
-    """Log to stderr unless the app (e.g. Django's LOGGING) configured djwire already."""
-    level = getattr(logging, config.log_level.upper())
-    for name in ("djwire.server", "djwire.server.access"):
-        target = logging.getLogger(name)
-        if not target.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            target.addHandler(handler)
-            target.propagate = False
-        target.setLevel(level)
-    if not config.access_log:
-        logging.getLogger("djwire.server.access").setLevel(logging.WARNING)
-    logging.getLogger("djwire.server.websocket.protocol").setLevel(logging.WARNING)
+    try:
+        value: tuple[int, int, int] = convert("gc_thresholds", text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("--gc-thresholds takes three numbers: A,B,C") from exc
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = config_from_args(args)
     try:
+        options = options_from_args(args)
+        config = Config(**options)
         config.validate()
     except ValueError as exc:
         print(f"djwire: {exc}", file=sys.stderr)
@@ -218,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config)
     from djwire.server.run import run_config
 
-    return run_config(config)
+    return run_config(config, explicit=frozenset(options))
 
 
 if __name__ == "__main__":  # pragma: no cover

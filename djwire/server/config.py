@@ -8,10 +8,12 @@ limit only where a field says so.
 from __future__ import annotations
 
 import dataclasses
-import os
+import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from djwire.server.protocols.proxy import TrustedProxies
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -19,6 +21,8 @@ MiB = 1024 * KiB
 #: Addresses whose X-Forwarded-* / Forwarded headers are believed by default: a
 #: reverse proxy on the same host. Anything else must be listed explicitly.
 DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1", "::1")
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ class Config:
     #: Take the client address and scheme from X-Forwarded-For/-Proto and
     #: Forwarded (RFC 7239), but only from peers in ``forwarded_allow_ips``.
     proxy_headers: bool = True
-    #: Trusted proxy addresses or networks ("10.0.0.0/8"); "*" trusts everyone.
+    #: Trusted proxy addresses or networks ("10.0.0.0/8"); "*" trusts everyone,
+    #: "unix" trusts Unix-socket peers. Host names are refused: they are not resolved.
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_FORWARDED_ALLOW_IPS
 
     # -- connections -------------------------------------------------------------
@@ -126,7 +131,7 @@ class Config:
 
     # -- logging & headers --------------------------------------------------------
     access_log: bool = True
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     server_header: bool = True
     date_header: bool = True
 
@@ -146,8 +151,6 @@ class Config:
     #: Threads for sync Django views on the fast path.
     django_threads: int = 16
 
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
@@ -155,14 +158,6 @@ class Config:
     def ws_max_size(self) -> tuple[int | None, int | None]:
         """Message and frame limits in the form websockets' protocol takes."""
         return self.ws_max_message_size, self.ws_max_frame_size
-
-    @classmethod
-    def from_environ(cls, **overrides: Any) -> Config:
-        """Defaults, then ``FORWARDED_ALLOW_IPS`` from the environment, then overrides."""
-        env_ips = os.environ.get("FORWARDED_ALLOW_IPS")
-        if env_ips and "forwarded_allow_ips" not in overrides:
-            overrides["forwarded_allow_ips"] = split_ips(env_ips)
-        return cls(**overrides)
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work together."""
@@ -178,6 +173,18 @@ class Config:
             raise ValueError("max_connections must be at least 1")
         if self.uds is not None and self.fd is not None:
             raise ValueError("give --uds or --fd, not both")
+        if self.django_threads < 1:
+            raise ValueError("django_threads must be at least 1")
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"{item.name} must not be negative (got {value})")
+        TrustedProxies.parse(self.forwarded_allow_ips)
+        if self.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError(
+                "loop 'uvloop' asked for, but uvloop is not installed "
+                "(pip install 'djwire[uvloop]', or use loop 'auto')"
+            )
 
 
 def split_ips(value: str) -> tuple[str, ...]:

@@ -24,5 +24,10 @@ def loop_factory(
 
 
 def run(main: Coroutine[Any, Any, T], kind: Literal["auto", "uvloop", "asyncio"] = "auto") -> T:
-    with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
+    try:
+        factory = loop_factory(kind)
+    except ImportError:
+        main.close()  # never to run: no "coroutine was never awaited" warning
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable, Collection
 
 from djwire.server import loops
-from djwire.server.app_loader import AppLoadError, load
+from djwire.server.app_loader import AppLoadError, import_app
 from djwire.server.config import Config
+from djwire.server.logs import reclaim_logging
+from djwire.server.options import with_project_settings
 from djwire.server.server import Server
 
 logger = logging.getLogger("djwire.server")
+
+#: Exit codes (docs/server.md): the app cannot be loaded or the address bound; the
+#: settings are invalid; the app's lifespan startup failed.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
 
 
 def tune_gc(config: Config) -> None:
@@ -27,24 +35,54 @@ def tune_gc(config: Config) -> None:
         gc.freeze()
 
 
-def run_config(config: Config) -> int:
-    """Serve ``config`` in this process (or its workers); return an exit code."""
-    if config.workers > 1 and config.fd is None:
+def run_config(
+    config: Config,
+    *,
+    explicit: Collection[str] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    """Serve ``config`` in this process (or its workers); return an exit code.
+
+    ``explicit`` names the fields the caller chose (a command line's options): when
+    given, a Django project's ``DJWIRE_SERVER`` setting fills in the others once the
+    app is imported. ``on_ready`` is called once the server listens and the app's
+    lifespan startup is done.
+    """
+    if config.workers > 1:
         from djwire.server.supervisor import Supervisor
 
-        return Supervisor(config).run()
+        return Supervisor(config, explicit).run()
     try:
-        app = load(
-            config.app, django_fast_path=config.django_fast_path, threads=config.django_threads
-        )
+        app = import_app(config.app) if isinstance(config.app, str) else config.app
     except AppLoadError as exc:
+        reclaim_logging(config)
         logger.error("%s", exc)
-        return 1
+        return EXIT_ERROR
+    if explicit is not None:
+        try:
+            config = with_project_settings(config, explicit)
+            config.validate()
+        except ValueError as exc:
+            reclaim_logging(config)
+            logger.error("%s", exc)
+            return EXIT_USAGE
+    # Importing a Django project may have run its LOGGING setup over ours.
+    reclaim_logging(config)
+    if config.django_fast_path:
+        from djwire.server.django_http import accelerate
+
+        app = accelerate(app, threads=config.django_threads)
     server = Server(config, app)
-    server.on_started = lambda started: tune_gc(config)
+
+    def started(server: Server) -> None:
+        tune_gc(config)
+        if on_ready is not None:
+            on_ready()
+
+    server.on_started = started
     try:
         code: int = loops.run(server.serve(), config.loop)
         return code
     except OSError as exc:
         logger.error("Could not serve: %s", exc)
-        return 1
+        return EXIT_ERROR

@@ -5,15 +5,22 @@ from __future__ import annotations
 import os
 import sys
 
-from djwire.server.cli import configure_logging
+from djwire.server.logs import configure_logging
 from djwire.server.run import run_config
-from djwire.server.supervisor import CONFIG_ENV, config_from_json
+from djwire.server.supervisor import CONFIG_ENV, READY_FD_ENV, read_payload
 
 
 def main() -> int:
-    config = config_from_json(os.environ[CONFIG_ENV])
+    config, explicit = read_payload(os.environ[CONFIG_ENV])
+    ready_fd = int(os.environ[READY_FD_ENV])
+    os.set_inheritable(ready_fd, False)  # not for the app's own subprocesses
+
+    def ready() -> None:
+        os.write(ready_fd, b"r")
+        os.close(ready_fd)
+
     configure_logging(config)
-    return run_config(config)
+    return run_config(config, explicit=explicit, on_ready=ready)
 
 
 if __name__ == "__main__":

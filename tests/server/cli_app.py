@@ -29,3 +29,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "websocket.accept"})
     while (message := await receive())["type"] == "websocket.receive":
         await send({"type": "websocket.send", "text": message.get("text")})
+
+
+async def lifespan_fails(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An app whose lifespan startup fails (say, its database is unreachable)."""
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "no database"})

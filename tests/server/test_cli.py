@@ -24,10 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.server.cli_app:app"
 
 
-def spawn(*args: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+def spawn(
+    *args: str,
+    pass_fds: tuple[int, ...] = (),
+    app: str = APP,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.Popen(
-        [sys.executable, "-m", "djwire", "serve", APP, *args],
+        [sys.executable, "-m", "djwire", "serve", app, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -228,5 +233,98 @@ async def test_workers_are_supervised_and_a_killed_one_is_replaced() -> None:
     finally:
         assert stop(process) == 0
     for pid in started[1:]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_help_states_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = capsys.readouterr().out
+    blocks = re.split(r"\n  (?=-)", text.split("options:", 1)[1])
+    options = [" ".join(block.split()) for block in blocks]  # unwrapped
+    frame = next(block for block in options if block.startswith("--ws-max-frame-size"))
+    assert "(default: the message limit)" in frame
+    for block in options:
+        assert block.count("(default") <= 1, block
+
+
+def serve_and_wait(*args: str, limit: float = 30) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "djwire", "serve", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=limit,
+    )
+
+
+def test_workers_stop_when_the_app_cannot_be_imported() -> None:
+    process = serve_and_wait(
+        "no_such_module_here:app", "--workers", "2", "--port", str(free_port())
+    )
+    assert process.returncode == 1, process.stderr
+    assert "Could not import module 'no_such_module_here'" in process.stderr
+    assert "before it was ready; stopping" in process.stderr
+
+
+def test_workers_stop_with_exit_code_3_when_lifespan_startup_fails() -> None:
+    process = serve_and_wait(
+        "tests.server.cli_app:lifespan_fails", "--workers", "2", "--port", str(free_port())
+    )
+    assert process.returncode == 3, process.stderr
+    assert "ASGI lifespan startup failed: no database" in process.stderr
+
+
+def test_loop_uvloop_without_uvloop_is_a_one_line_error() -> None:
+    # sys.modules["uvloop"] = None makes the import fail as if it were not installed.
+    code = (
+        "import sys; sys.modules['uvloop'] = None; from djwire.server.cli import main; "
+        f"sys.exit(main(['serve', {APP!r}, '--loop', 'uvloop', '--port', '{free_port()}']))"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert process.returncode == 2
+    assert process.stderr.count("\n") == 1, process.stderr
+    assert "uvloop is not installed" in process.stderr
+    assert "Traceback" not in process.stderr and "never awaited" not in process.stderr
+
+
+async def test_inherited_file_descriptor_with_workers() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    process = spawn(
+        "--fd", str(listener.fileno()), "--workers", "2", pass_fds=(listener.fileno(),)
+    )
+    listener.close()
+    started: list[int] = []
+
+    def read_started() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            match = re.search(r"Started worker pid (\d+)", line)
+            if match:
+                started.append(int(match.group(1)))
+                if len(started) == 2:
+                    return
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(read_started), 30)
+        body = await wait_serving(port)
+        served_by = int(re.search(r"pid=(\d+)", body).group(1))  # type: ignore[union-attr]
+        assert served_by in started and served_by != process.pid
+    finally:
+        assert stop(process) == 0
+    for pid in started:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

@@ -138,3 +138,44 @@ def test_static_files_follow_debug_insecure_and_nostatic(settings: object) -> No
     assert isinstance(insecure, ASGIStaticFilesHandler)
     assert isinstance(debug, ASGIStaticFilesHandler)
     assert not isinstance(nostatic, ASGIStaticFilesHandler)
+
+
+async def test_runserver_takes_djwire_server_set_and_no_django_fast_path() -> None:
+    process, port = start(
+        "--noreload", "--set", "date_header=true", "--no-django-fast-path",
+        env={"DJWIRE_TEST_SERVER_SETTINGS": '{"server_header": false, "date_header": false}'},
+    )  # fmt: skip
+    try:
+        await wait_for_banner(process)
+        raw = b"GET /where/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        (response,) = parse_responses(await exchange(port, raw))
+        assert response.status == 200
+        assert not response.body.startswith(b"djwire-view")  # Django's own handler
+        assert b"server" not in response.headers  # DJWIRE_SERVER
+        assert b"date" in response.headers  # --set wins over DJWIRE_SERVER
+    finally:
+        assert stop(process) == 0
+
+
+async def test_runserver_uses_the_fast_path_by_default() -> None:
+    process, port = start("--noreload")
+    try:
+        await wait_for_banner(process)
+        raw = b"GET /where/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        (response,) = parse_responses(await exchange(port, raw))
+        assert response.body.startswith(b"djwire-view") and b"server" in response.headers
+    finally:
+        stop(process)
+
+
+def test_runserver_refuses_an_unknown_djwire_server_key() -> None:
+    process, _ = start(env={"DJWIRE_TEST_SERVER_SETTINGS": '{"ws_max_queu": 3}'})
+    try:
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1, output
+    assert "DJWIRE_SERVER: unknown server setting 'ws_max_queu'" in output
+    assert "ws_max_queue" in output and BANNER not in output

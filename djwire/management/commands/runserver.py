@@ -4,11 +4,13 @@ With ``"djwire"`` listed before ``django.contrib.staticfiles`` in INSTALLED_APPS
 command replaces Django's: same arguments (``addrport``, ``--ipv6``, ``--noreload``,
 ``--nostatic``, ``--insecure``...), same checks, banner and autoreloader, but the
 project's ASGI application (``ASGI_APPLICATION``, or the classic routing, or plain
-Django) is served by djwire's interface server.
+Django) is served by djwire's interface server. Server settings come from the
+``DJWIRE_SERVER`` setting and ``--set NAME=VALUE`` (the command line wins).
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
@@ -22,9 +24,17 @@ from django.contrib.staticfiles.management.commands.runserver import (
     Command as StaticfilesRunserverCommand,
 )
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.utils import autoreload
+
+from djwire.server.config import Config
+from djwire.server.options import (
+    COMMAND_LINE_ONLY,
+    field_names,
+    parse_assignment,
+    with_project_settings,
+)
 
 BIND_ERRORS = {
     errno.EACCES: "You don't have permission to access that port.",
@@ -55,6 +65,53 @@ class Command(StaticfilesRunserverCommand):
             dest="access_log",
             help="Do not log each request.",
         )
+        parser.add_argument(
+            "--no-django-fast-path",
+            action="store_false",
+            dest="django_fast_path",
+            help="Serve sync Django views through Django's ASGIHandler, not the thread pool.",
+        )
+        parser.add_argument(
+            "--set",
+            action="append",
+            dest="server_settings",
+            default=[],
+            metavar="NAME=VALUE",
+            type=server_setting,
+            help="Set a djwire server setting (a djwire.server.Config field), e.g. "
+            "--set ws_max_queue=64; overrides DJWIRE_SERVER. Repeatable.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options.get("use_asgi", True):
+            # Checked here, before the autoreloader starts, so a mistake is one error.
+            self.server_config("", "127.0.0.1", 0, options)
+        super().handle(*args, **options)
+
+    def server_config(self, app: Any, host: str, port: int, options: dict[str, Any]) -> Config:
+        """Development defaults, then DJWIRE_SERVER, then this command's options."""
+        chosen: dict[str, Any] = dict(options.get("server_settings") or ())
+        if not options.get("access_log", True):
+            chosen["access_log"] = False
+        if not options.get("django_fast_path", True):
+            chosen["django_fast_path"] = False
+        development = Config(
+            app=app,
+            host=host,
+            port=port,
+            log_level="info",
+            # A developer's paused debugger must not get its sockets dropped.
+            ws_ping_interval=None,
+            graceful_shutdown_timeout=5.0,
+        )
+        try:
+            config = with_project_settings(
+                development.replace(**chosen), {"app", "host", "port", *chosen}
+            )
+            config.validate()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        return config
 
     def inner_run(self, *args: Any, **options: Any) -> None:
         if not options.get("use_asgi", True):
@@ -74,23 +131,16 @@ class Command(StaticfilesRunserverCommand):
             connection.close()
 
         from djwire.server import loops
-        from djwire.server.cli import configure_logging
-        from djwire.server.config import Config
         from djwire.server.django_http import accelerate
+        from djwire.server.logs import configure_logging
         from djwire.server.server import Server
 
-        app = accelerate(self.get_asgi_application(**options))
-        config = Config(
-            app=app,
-            host="0.0.0.0" if self.addr == "0" else self.addr,
-            port=int(self.port),
-            access_log=options.get("access_log", True),
-            log_level="info",
-            lifespan="auto",
-            # A developer's paused debugger must not get its sockets dropped.
-            ws_ping_interval=None,
-            graceful_shutdown_timeout=5.0,
-        )
+        app = self.get_asgi_application(**options)
+        host = "0.0.0.0" if self.addr == "0" else self.addr
+        config = self.server_config(app, host, int(self.port), options)
+        if config.django_fast_path:
+            app = accelerate(app, threads=config.django_threads)
+            config = config.replace(app=app)
         configure_logging(config)
         server = Server(config, app)
         server.on_started = lambda running: self.on_bind(running.sockets[0].getsockname()[1])
@@ -140,3 +190,11 @@ class Command(StaticfilesRunserverCommand):
         ):
             app = ASGIStaticFilesHandler(app)
         return app
+
+
+def server_setting(text: str) -> tuple[str, Any]:
+    """``--set NAME=VALUE``: any server setting but where to listen (addrport's job)."""
+    try:
+        return parse_assignment(text, valid=field_names(exclude=COMMAND_LINE_ONLY))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -20,21 +20,26 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True, slots=True)
 class TrustedProxies:
-    """Addresses or networks allowed to speak for the client."""
+    """Addresses or networks allowed to speak for the client.
+
+    Entries are IP addresses or networks, ``"*"`` (everyone) or ``"unix"`` (peers on
+    a Unix domain socket). Host names are refused rather than resolved: a name's
+    addresses can change while the server runs, and a lookup per connection would
+    put DNS on the request path. Give a proxy's address or its network instead.
+    """
 
     everyone: bool
     #: Trust connections over a Unix domain socket (they have no peer address).
     unix: bool
     networks: tuple[_Network, ...]
-    names: frozenset[str]
     #: Answers for hosts already looked at (bounded): parsing an address for
     #: every request would cost more than the rest of this module.
     _seen: dict[str | None, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> TrustedProxies:
+        """Raise ValueError for an entry that is not an address, a network, * or unix."""
         networks: list[_Network] = []
-        names: set[str] = set()
         everyone = unix = False
         for entry in entries:
             entry = entry.strip()
@@ -48,9 +53,11 @@ class TrustedProxies:
                 try:
                     networks.append(ipaddress.ip_network(entry, strict=False))
                 except ValueError:
-                    # Not an address: a literal name such as a Docker service.
-                    names.add(entry)
-        return cls(everyone, unix, tuple(networks), frozenset(names))
+                    raise ValueError(
+                        f"forwarded_allow_ips: {entry!r} is not an IP address or network "
+                        '(host names are not resolved); give addresses, networks, "*" or "unix"'
+                    ) from None
+        return cls(everyone, unix, tuple(networks))
 
     def __contains__(self, host: str | None) -> bool:
         known = self._seen.get(host)
@@ -66,8 +73,6 @@ class TrustedProxies:
             return True
         if host is None:
             return self.unix
-        if host in self.names:
-            return True
         try:
             address = ipaddress.ip_address(host)
         except ValueError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from djwire.server.protocols.proxy import TrustedProxies, apply_proxy_headers
 
 LOCAL = TrustedProxies.parse(["127.0.0.1", "10.0.0.0/8"])
@@ -47,3 +49,11 @@ def test_star_trusts_everyone_and_unix_trusts_socket_peers():
     assert apply_proxy_headers(headers, None, "http", LOCAL)[0] is None
     unix = TrustedProxies.parse(["unix"])
     assert apply_proxy_headers(headers, None, "http", unix)[0] == ("1.2.3.4", 0)
+
+
+def test_host_names_are_refused_instead_of_never_matching() -> None:
+    with pytest.raises(ValueError, match="'proxy' is not an IP address or network"):
+        TrustedProxies.parse(["10.0.0.1", "proxy"])
+    trusted = TrustedProxies.parse([" 10.0.0.0/8 ", "", "fd00::/8", "unix"])
+    assert "10.1.2.3" in trusted and "fd00::1" in trusted and None in trusted
+    assert "proxy" not in trusted

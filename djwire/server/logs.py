@@ -1,0 +1,54 @@
+"""The server's own loggers: to stderr, unless the project's logging setup names them.
+
+``djwire serve`` configures these loggers before it imports the application, and
+again after: importing a Django project runs its ``LOGGING`` through
+``logging.config.dictConfig``, whose ``disable_existing_loggers`` (True unless the
+project says otherwise) disables every logger that setup does not name — ours
+included, which would silence the startup line and the access log. A logger the
+project's setup *does* name (it replaces our handler, or resets it as the child of
+a named logger) is the project's choice and is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from djwire.server.config import Config
+
+SERVER_LOGGER = "djwire.server"
+ACCESS_LOGGER = "djwire.server.access"
+#: websockets' protocol logger, as djwire's sans-I/O layer names it.
+PROTOCOL_LOGGER = "djwire.server.websocket.protocol"
+
+#: The stderr handler this process gave each logger, to tell ours from the project's.
+_installed: dict[str, logging.Handler] = {}
+
+
+def configure_logging(config: Config) -> None:
+    """Log to stderr at ``config.log_level``, unless something else configured us."""
+    for name in (SERVER_LOGGER, ACCESS_LOGGER):
+        target = logging.getLogger(name)
+        if name not in _installed and not target.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            target.addHandler(handler)
+            target.propagate = False
+            _installed[name] = handler
+    reclaim_logging(config)
+    logging.getLogger(PROTOCOL_LOGGER).setLevel(logging.WARNING)
+
+
+def reclaim_logging(config: Config) -> None:
+    """Enable and level the loggers :func:`configure_logging` set up, if still ours."""
+    level = getattr(logging, config.log_level.upper())
+    for name, handler in _installed.items():
+        target = logging.getLogger(name)
+        if handler not in target.handlers:
+            continue  # a logging setup since then took this logger over
+        # Undo a blanket disable_existing_loggers: that setup names no djwire logger.
+        target.disabled = False
+        if name == ACCESS_LOGGER and not config.access_log:
+            target.setLevel(max(level, logging.WARNING))
+        else:
+            target.setLevel(level)

@@ -29,7 +29,7 @@ def configure_logging(config: Config) -> None:
     """Log to stderr at ``config.log_level``, unless something else configured us."""
     for name in (SERVER_LOGGER, ACCESS_LOGGER):
         target = logging.getLogger(name)
-        if name not in _installed and not target.handlers:
+        if name not in _installed and not _configured_elsewhere(name):
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             target.addHandler(handler)
@@ -37,6 +37,21 @@ def configure_logging(config: Config) -> None:
             _installed[name] = handler
     reclaim_logging(config)
     logging.getLogger(PROTOCOL_LOGGER).setLevel(logging.WARNING)
+
+
+def _configured_elsewhere(name: str) -> bool:
+    """Whether ``name`` or a djwire logger above it has handlers that are not ours.
+
+    Then a logging setup (e.g. Django's LOGGING under runserver) chose where these
+    records go: a child such as the access logger propagates there.
+    """
+    parts = name.split(".")
+    for depth in range(len(parts), 0, -1):
+        ancestor = ".".join(parts[:depth])
+        ours = _installed.get(ancestor)
+        if any(handler is not ours for handler in logging.getLogger(ancestor).handlers):
+            return True
+    return False
 
 
 def reclaim_logging(config: Config) -> None:

@@ -216,8 +216,9 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     Raises ValueError when one is given twice (as an option and with ``--set``).
     """
     given = {k: v for k, v in vars(args).items() if k not in ("command", "assignments")}
-    for name, value in getattr(args, "assignments", []):
-        if name in given and name != "app":
+    by_option = set(given)
+    for name, value in getattr(args, "assignments", []):  # the last --set of a name wins
+        if name in by_option:
             raise ValueError(f"{name} is given twice: by its option and by --set {name}=...")
         given[name] = value
     env_ips = os.environ.get("FORWARDED_ALLOW_IPS")

@@ -94,6 +94,7 @@ def test_an_option_and_set_for_the_same_field_is_an_error(
 ) -> None:
     assert main(["serve", "a:b", "--port", "1", "--set", "port=2"]) == 2
     assert "port is given twice" in capsys.readouterr().err
+    assert given("--set", "port=1", "--set", "port=2")["port"] == 2  # the last --set wins
 
 
 def test_convert_checks_python_values_too() -> None:

@@ -12,6 +12,7 @@ djwire.E008     ROUTING (classic routing) cannot be imported
 djwire.E010     ASGI_APPLICATION is not a dotted path string
 djwire.E011     ASGI_APPLICATION cannot be imported
 djwire.E012     ASGI_APPLICATION is not callable
+djwire.E020     DJWIRE_SERVER (the interface server's settings) is invalid
 djwire.W001     an entry has a key djwire does not know (probably a typo)
 ==============  ==========================================================================
 """
@@ -233,6 +234,26 @@ def check_asgi_application(
                 hint="Point it at the application object, e.g. a ProtocolTypeRouter, "
                 "not at its module or a string.",
                 id="djwire.E012",
+            )
+        ]
+    return []
+
+
+@register()
+def check_server_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Check ``settings.DJWIRE_SERVER`` now, not only when a server starts."""
+    from djwire.server.options import project_settings
+
+    try:
+        project_settings()
+    except ValueError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="See docs/server.md, 'Settings by name', for the names and types.",
+                id="djwire.E020",
             )
         ]
     return []

@@ -128,3 +128,15 @@ def test_manage_py_check_reports_the_problem(settings: Any) -> None:
     settings.CHANNEL_LAYERS = {"default": {}}
     with pytest.raises(SystemCheckError, match=r"djwire\.E003"):
         call_command("check")
+
+
+def test_bad_server_settings_are_reported(settings) -> None:
+    from django.core.checks import run_checks
+
+    settings.DJWIRE_SERVER = {"ws_max_message_size": 1024}
+    assert not [m for m in run_checks() if m.id == "djwire.E020"]
+    settings.DJWIRE_SERVER = {"ws_max_message_sise": 1024}
+    errors = [m for m in run_checks() if m.id == "djwire.E020"]
+    assert len(errors) == 1 and "ws_max_message_sise" in errors[0].msg
+    settings.DJWIRE_SERVER = {"port": 8000}
+    assert [m for m in run_checks() if m.id == "djwire.E020"]

@@ -14,16 +14,22 @@ How messages travel:
 * **Named channels** (no ``!``) are Redis lists that any process may receive
   from, each message going to exactly one receiver.
 * **Groups**: Redis keeps the group's member channels (to list them and expire
-  them) and the *processes* that have members; each process keeps its own
-  members. ``group_send`` serializes once, pushes one item per process inbox
-  (plus one per named-channel member), and each process fans it out locally
-  (straight to attached WebSockets where possible). Cost: O(processes), not
-  O(members).
+  them), the *processes* that have members and how many each has; each process
+  keeps its own members. ``group_send`` serializes once, pushes one item per
+  process inbox (plus one per named-channel member), and each process fans it out
+  locally (straight to attached WebSockets where possible). Cost: O(processes),
+  not O(members). A process leaves the group's processes with its last member,
+  whichever process discards it, or when its members expire.
 
-Every limit is a named argument (see :class:`~.config.Limits`). Nothing raises to
-consumers during a Redis outage: sends that cannot be made are counted in
-``stats.lost_in_outage`` and the outage is logged once; receives simply wait and
-resume when Redis is back.
+Every limit is a named argument (see :class:`~.config.Limits`). Nothing that
+consumers use raises during a Redis outage: sends that cannot be made are counted
+in ``stats.lost_in_outage`` and the outage is logged once; receives simply wait and
+resume when Redis is back; group_add is kept locally and written to Redis when it
+is back, group_discard takes effect locally. ``group_channels()`` and ``flush()``
+are the exceptions, as they have no right answer without Redis: they repeat a
+command a broken connection cut off, and raise
+:class:`~djwire.exceptions.LayerUnavailable`, naming the node, once Redis has
+stayed unreachable for ``retry_timeout``.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from redis.exceptions import ResponseError
@@ -192,7 +198,20 @@ class RedisChannelLayer(BaseChannelLayer):
                 await asyncio.sleep(self.limits.reconnect_backoff[0] * 2**attempt)
             else:
                 raise reply
-        raise LayerUnavailable(f"Redis kept refusing a command: {reply}")
+        raise LayerUnavailable(f"Redis at {pipe.node} kept refusing a command: {reply}")
+
+    async def _repeatable(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``call`` (commands that are safe to run twice); after a connection broke
+        under it, run it again until ``retry_timeout`` has passed, then let the
+        LayerUnavailable (which names the node) through."""
+        started = time.monotonic()
+        while True:
+            try:
+                return await call()
+            except LayerUnavailable:
+                if time.monotonic() - started >= self.limits.retry_timeout:
+                    raise
+                await asyncio.sleep(self.limits.reconnect_backoff[0])
 
     async def _script(
         self, tag: str, script: scripts.Script, keys: tuple[bytes, ...], args: tuple[Any, ...]
@@ -241,9 +260,14 @@ class RedisChannelLayer(BaseChannelLayer):
         if restored:
             logger.info("Re-registered %d group memberships on %s", restored, pipe.node)
 
-    def _group_keys(self, group: str) -> tuple[bytes, bytes, bytes]:
+    def _group_keys(self, group: str) -> tuple[bytes, bytes, bytes, bytes]:
         keys = self.keys
-        return keys.group_members(group), keys.group_processes(group), keys.group_named(group)
+        return (
+            keys.group_members(group),
+            keys.group_processes(group),
+            keys.group_named(group),
+            keys.group_counts(group),
+        )
 
     # -- pushes ---------------------------------------------------------------------------
 
@@ -528,7 +552,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 tag,
                 scripts.GROUP_ADD,
                 self._group_keys(group),
-                (channel, deadline, token or "", self._group_ttl),
+                (channel, deadline, token or "", self._group_ttl, _now_ms()),
             )
         except LayerUnavailable:
             # Kept locally; written to Redis when it is back (see _on_connect).
@@ -543,19 +567,18 @@ class RedisChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         token = owner_token(channel)
-        drop_process = ""
         if token == self.token:
             self.local_groups.discard(group, channel)
-            if not self.local_groups.members(group):
-                drop_process = self.token
         elif token is None:
             self.named_groups.discard(group, channel)
         try:
+            # Redis counts each process's members, so the channel's process leaves the
+            # group's processes with its last member, whichever process discards it.
             await self._script(
                 self.keys.group_tag(group),
                 scripts.GROUP_DISCARD,
                 self._group_keys(group),
-                (channel, drop_process),
+                (channel, _now_ms()),
             )
         except LayerUnavailable:
             return  # the membership expires by itself; restore will not re-add it
@@ -566,9 +589,16 @@ class RedisChannelLayer(BaseChannelLayer):
             )
 
     async def group_channels(self, group: str) -> list[str]:
+        """The live members of ``group`` in every process. Raises LayerUnavailable
+        (naming the Redis node) when Redis stays unreachable for ``retry_timeout``."""
         self.require_valid_group_name(group)
-        command = (b"ZRANGEBYSCORE", self.keys.group_members(group), b"(%d" % _now_ms(), b"+inf")
-        reply = await self._run(self.keys.group_tag(group), lambda pipe: pipe.call(command))
+        members, tag = self.keys.group_members(group), self.keys.group_tag(group)
+
+        def ask() -> Awaitable[Any]:
+            command = (b"ZRANGEBYSCORE", members, b"(%d" % _now_ms(), b"+inf")
+            return self._run(tag, lambda pipe: pipe.call(command))
+
+        reply = await self._repeatable(ask)
         return [member.decode() for member in reply]
 
     async def group_send(self, group: str, message: Message) -> None:
@@ -648,7 +678,9 @@ class RedisChannelLayer(BaseChannelLayer):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Delete every key of this prefix on every node, and all local state."""
+        """Delete every key of this prefix on every node, and all local state. Raises
+        LayerUnavailable (naming the node) when Redis stays unreachable for
+        ``retry_timeout``."""
         if not self.router.ready:
             await self.router.load(self.limits.connect_timeout)
         pattern = self.keys.pattern()
@@ -656,15 +688,18 @@ class RedisChannelLayer(BaseChannelLayer):
             pipe = self._loops.current().pipe(node)
             cursor = b"0"
             while True:
-                reply = await pipe.call((b"SCAN", cursor, b"MATCH", pattern, b"COUNT", 1000))
+                scan = (b"SCAN", cursor, b"MATCH", pattern, b"COUNT", 1000)
+                reply = await self._repeatable(lambda: pipe.call(scan))  # noqa: B023
                 if isinstance(reply, ResponseError):
                     raise reply
                 cursor, found = reply
                 # One key per UNLINK: in a cluster, keys of different slots may not
                 # share a command (CROSSSLOT). The pipe sends them in one write anyway.
-                for result in await asyncio.gather(
-                    *(pipe.call((b"UNLINK", key)) for key in found)
-                ):
+                unlinks = [(b"UNLINK", key) for key in found]
+                results = await self._repeatable(
+                    lambda: asyncio.gather(*(pipe.call(c) for c in unlinks))  # noqa: B023
+                )
+                for result in results:
                     if isinstance(result, ResponseError):
                         raise result
                 if cursor == b"0":

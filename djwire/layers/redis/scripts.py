@@ -113,14 +113,57 @@ return items
 """,
 )
 
-#: KEYS: members, processes, named. ARGV: channel, deadline (ms), process token or
-#: '' for a named channel, ttl.
+# Groups. KEYS of every group script: members (zset channel -> deadline), processes
+# (zset token -> latest deadline of its members), named (zset of the members that are
+# named channels), counts (hash token -> how many members that process has). The
+# counts keep the processes set exact at O(1) per change: a process leaves it when
+# its last member is discarded or expires, whoever discards it, and stays while any
+# member is left, whoever added it. (A count missing for a process whose members an
+# older djwire wrote: the process is kept until its deadline, the old behaviour.)
+_GROUP_FUNCTIONS = """
+local function owner(channel)  -- the process token, as sharding.owner_token reads it
+  local bang = string.find(channel, '!', 1, true)
+  if not bang then return nil end
+  return string.match(string.sub(channel, 1, bang - 1), '([^.]*)$')
+end
+local function forget(token, count)  -- the process has `count` members fewer
+  if redis.call('HEXISTS', KEYS[4], token) == 0 then return end
+  if redis.call('HINCRBY', KEYS[4], token, -count) <= 0 then
+    redis.call('HDEL', KEYS[4], token)
+    redis.call('ZREM', KEYS[2], token)
+  end
+end
+local function sweep(now)  -- drop what is past its deadline; each entry once
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+  if #expired > 0 then
+    local per_process = {}
+    for _, channel in ipairs(expired) do
+      local token = owner(channel)
+      if token then per_process[token] = (per_process[token] or 0) + 1 end
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+    for token, count in pairs(per_process) do forget(token, count) end
+  end
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+  if #gone > 0 then
+    for _, token in ipairs(gone) do redis.call('HDEL', KEYS[4], token) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+end
+"""
+
+#: ARGV: channel, deadline (ms), process token or '' for a named channel, ttl, now (ms).
 GROUP_ADD = Script(
     "group_add",
-    """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+    _GROUP_FUNCTIONS
+    + """
+sweep(ARGV[5])
+local added = redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[3] ~= '' then
+  if added == 1 then redis.call('HINCRBY', KEYS[4], ARGV[3], 1) end
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
   redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[3])
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 else
@@ -132,20 +175,21 @@ return 1
 )
 
 #: Re-register many members of one group after Redis lost them (restart).
-#: KEYS: members, processes, named. ARGV: process token ('' for named channels),
-#: ttl, then deadline/channel pairs.
+#: ARGV: process token ('' for named channels), ttl, then deadline/channel pairs.
 GROUP_RESTORE = Script(
     "group_restore",
     """
-local latest = 0
+local latest, added = 0, 0
 for i = 3, #ARGV, 2 do
-  redis.call('ZADD', KEYS[1], 'GT', ARGV[i], ARGV[i + 1])
+  added = added + redis.call('ZADD', KEYS[1], 'GT', ARGV[i], ARGV[i + 1])
   if ARGV[1] == '' then redis.call('ZADD', KEYS[3], 'GT', ARGV[i], ARGV[i + 1]) end
   if tonumber(ARGV[i]) > latest then latest = tonumber(ARGV[i]) end
 end
 if latest > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
   if ARGV[1] ~= '' then
+    if added > 0 then redis.call('HINCRBY', KEYS[4], ARGV[1], added) end
+    redis.call('EXPIRE', KEYS[4], ARGV[2])
     redis.call('ZADD', KEYS[2], 'GT', latest, ARGV[1])
     redis.call('EXPIRE', KEYS[2], ARGV[2])
   else
@@ -156,26 +200,28 @@ return 1
 """,
 )
 
-#: KEYS: members, processes, named. ARGV: channel, process token to drop from the
-#: processes set ('' to keep it: the process still has other members).
+#: ARGV: channel, now (ms). The channel's process leaves the processes set if this
+#: was its last member. Returns 1 if the channel was a member.
 GROUP_DISCARD = Script(
     "group_discard",
-    """
-redis.call('ZREM', KEYS[1], ARGV[1])
+    _GROUP_FUNCTIONS
+    + """
+sweep(ARGV[2])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[2]) end
-return 1
+local token = owner(ARGV[1])
+if removed == 1 and token then forget(token, 1) end
+return removed
 """,
 )
 
-#: Where a group message must go. KEYS: members, processes, named. ARGV: now (ms).
+#: Where a group message must go. ARGV: now (ms).
 #: Returns {process tokens, named channels}, after dropping expired entries.
 GROUP_TARGETS = Script(
     "group_targets",
-    """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+    _GROUP_FUNCTIONS
+    + """
+sweep(ARGV[1])
 return {redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('ZRANGE', KEYS[3], 0, -1)}
 """,
 )

@@ -87,8 +87,9 @@ class Keys:
         """Pub/sub channel announcing that ``list_key`` went from empty to non-empty."""
         return list_key + b":w"
 
-    # A group: all members (for listing and expiry), processes with members, and
-    # members that are named channels (they get the message one by one).
+    # A group: all members (for listing and expiry), processes with members, members
+    # that are named channels (they get the message one by one), and how many members
+    # each process has (so it leaves the processes set with its last member).
     def group_members(self, group: str) -> bytes:
         return f"{self.prefix}:{{g.{group}}}:m".encode()
 
@@ -97,6 +98,9 @@ class Keys:
 
     def group_named(self, group: str) -> bytes:
         return f"{self.prefix}:{{g.{group}}}:n".encode()
+
+    def group_counts(self, group: str) -> bytes:
+        return f"{self.prefix}:{{g.{group}}}:k".encode()
 
     def pattern(self) -> bytes:
         """SCAN pattern matching every key of this prefix (for ``flush``)."""

@@ -16,7 +16,7 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 
-from djwire.exceptions import ChannelFull
+from djwire.exceptions import ChannelFull, DjwireError, LayerUnavailable
 from djwire.layers.redis import RedisChannelLayer
 from tests.support.redis_servers import RedisServer, free_port, private_server
 
@@ -116,6 +116,48 @@ async def test_group_memberships_are_restored_after_redis_restart(
     )
     assert sorted(await sender.group_channels("survivors")) == sorted([*members, "named-survivor"])
     assert receiver.stats.extra.get("redis_restarts") == 1
+    # The restored members are counted again: discarding them all, from another
+    # process, takes the receiver out of the group's processes.
+    for channel in members:
+        await sender.group_discard("survivors", channel)
+    assert private_redis.command("ZCARD", sender.keys.group_processes("survivors")) == 0
+
+
+async def test_listing_and_flushing_in_an_outage_raise_layer_unavailable_naming_redis(
+    private_redis: RedisServer, make_private_layer: MakeLayer
+) -> None:
+    layer = make_private_layer(retry_timeout=0.3, reconnect_backoff=(0.05, 0.1))
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    assert await layer.group_channels("g") == [channel]
+    private_redis.stop(hard=True)
+    where = f"redis://127.0.0.1:{private_redis.port}/0"
+    for call in (lambda: layer.group_channels("g"), layer.flush):
+        with pytest.raises(LayerUnavailable) as raised:
+            await call()
+        # djwire's exception (also a ConnectionError), not a raw OSError or redis-py's.
+        assert type(raised.value) is LayerUnavailable
+        assert isinstance(raised.value, DjwireError)
+        assert where in str(raised.value)
+    # The operations consumers use still do not raise in the same outage.
+    await layer.group_send("g", {"type": "lost"})
+    await layer.group_add("g", channel)
+    await layer.group_discard("g", channel)
+
+
+async def test_listing_and_flushing_ride_out_a_redis_restart(
+    private_redis: RedisServer, make_private_layer: MakeLayer
+) -> None:
+    # Reads are safe to repeat: one sent on a connection that just broke is sent
+    # again once Redis is back (within retry_timeout) instead of failing at once.
+    layer = make_private_layer(retry_timeout=5)
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    for call in (lambda: layer.group_channels("g"), layer.flush):
+        private_redis.stop(hard=True)  # the layer has not noticed yet
+        restart = asyncio.ensure_future(asyncio.to_thread(private_redis.restart, down_for=0.2))
+        await call()
+        await restart
 
 
 async def test_redis_down_at_start_neither_send_nor_receive_raises() -> None:

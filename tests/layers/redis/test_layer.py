@@ -211,3 +211,77 @@ async def test_group_broadcast_from_another_process_is_encoded_once_per_process(
     assert encoder.calls == 1
     assert server.stats.direct_deliveries == 50
     assert not sender.attach_socket(channel, RecordingSocket(encoder))  # not its channel
+
+
+# -- the processes a group message goes to ------------------------------------------------
+
+
+def inbox_length(server: RedisServer, layer: RedisChannelLayer) -> int:
+    return int(server.command("LLEN", layer.keys.inbox(layer.token)))
+
+
+async def test_discarding_another_processes_last_member_stops_pushes_to_it(
+    make_layer: MakeLayer, redis_server: RedisServer
+) -> None:
+    manager, owner = make_layer(), make_layer()
+    mine, theirs = await manager.new_channel(), await owner.new_channel()
+    await manager.group_add("room", mine)
+    await owner.group_add("room", theirs)
+    await manager.group_discard("room", theirs)  # e.g. a worker removing a socket
+    await eventually(lambda: not owner.local_groups.members("room"), seconds=5)
+    owner._inbox_feed.stop()  # type: ignore[union-attr]  # count what arrives from now on
+    await asyncio.sleep(0.05)
+    for n in range(5):
+        await manager.group_send("room", {"type": "n", "n": n})
+        assert (await receive(manager, mine))["n"] == n
+    assert inbox_length(redis_server, owner) == 0  # not one useless push per send
+
+
+async def test_discarding_one_of_two_members_of_another_process_keeps_pushing(
+    make_layer: MakeLayer, redis_server: RedisServer
+) -> None:
+    manager, owner = make_layer(), make_layer()
+    first, second = await owner.new_channel(), await owner.new_channel()
+    await owner.group_add("room", first)
+    await owner.group_add("room", second)
+    await manager.group_discard("room", first)
+    await manager.group_send("room", {"type": "still"})
+    assert (await receive(owner, second))["type"] == "still"
+    await nothing_for(owner, first)
+    await manager.group_discard("room", second)
+    await eventually(lambda: not owner.local_groups.members("room"), seconds=5)
+    owner._inbox_feed.stop()  # type: ignore[union-attr]
+    await asyncio.sleep(0.05)
+    await manager.group_send("room", {"type": "nobody"})
+    assert inbox_length(redis_server, owner) == 0
+
+
+async def test_a_process_stays_in_the_group_when_another_adds_its_channel_meanwhile(
+    make_layer: MakeLayer,
+) -> None:
+    # The owner discards its last member it knows of while another process has just
+    # added one of its channels (the owner has not read that JOIN yet): the owner
+    # must stay a target of the group.
+    owner, manager = make_layer(), make_layer()
+    known = f"specific.{owner.token}!known"  # names only: the owner's feed is not running
+    added = f"specific.{owner.token}!added"
+    await owner.group_add("room", known)
+    await manager.group_add("room", added)
+    await owner.group_discard("room", known)
+    await manager.group_send("room", {"type": "for-added"})
+    assert (await receive(owner, added))["type"] == "for-added"
+
+
+async def test_a_process_whose_members_expired_leaves_the_group(
+    make_layer: MakeLayer, redis_server: RedisServer
+) -> None:
+    sender, owner = make_layer(group_expiry=1), make_layer(group_expiry=1)
+    for _ in range(3):
+        await sender.group_add("short", await owner.new_channel())
+    await eventually(lambda: len(owner.local_groups.members("short")) == 3, seconds=5)
+    owner._inbox_feed.stop()  # type: ignore[union-attr]
+    await asyncio.sleep(1.1)
+    await sender.group_send("short", {"type": "late"})
+    assert inbox_length(redis_server, owner) == 0
+    key = sender.keys.group_processes("short")
+    assert redis_server.command("ZCARD", key) == 0

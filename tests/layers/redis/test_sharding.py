@@ -33,6 +33,19 @@ def test_owner_token_is_the_process_part_of_a_name(name: str, token: str | None)
     assert owner_token(name) == token
 
 
+@pytest.mark.parametrize(
+    "name", ["specific.abc123!xyz", "a.b.c!d!e", "worker.abc!", "abc!x", "!x", "plain", "a.b"]
+)
+def test_the_group_scripts_read_the_owner_token_as_python_does(
+    redis_server: RedisServer, name: str
+) -> None:
+    from djwire.layers.redis.scripts import _GROUP_FUNCTIONS
+
+    source = _GROUP_FUNCTIONS + "return owner(ARGV[1])"
+    reply = redis_server.command("EVAL", source, 4, "k1", "k2", "k3", "k4", name)
+    assert (reply.decode() if reply is not None else None) == owner_token(name)
+
+
 def test_every_key_of_a_thing_shares_one_cluster_hash_tag() -> None:
     from redis.crc import key_slot
 
@@ -40,7 +53,12 @@ def test_every_key_of_a_thing_shares_one_cluster_hash_tag() -> None:
     inbox = keys.inbox("tok")
     related = [inbox, keys.rejections("tok"), keys.taken(inbox, "me"), keys.wake(inbox)]
     assert len({key_slot(key) for key in related}) == 1
-    group = [keys.group_members("g"), keys.group_processes("g"), keys.group_named("g")]
+    group = [
+        keys.group_members("g"),
+        keys.group_processes("g"),
+        keys.group_named("g"),
+        keys.group_counts("g"),
+    ]
     assert len({key_slot(key) for key in group}) == 1
 
 

@@ -24,28 +24,8 @@ from djwire.routing import include, route, route_class
 from djwire.sessions import channel_session
 from djwire.testing import WebsocketCommunicator
 
-# -- the example from the issue, verbatim in spirit ---------------------------------------
-
-
-def connect_blog(message: Any, slug: str) -> None:
-    message.reply_channel.send({"accept": True})
-    Group("liveblog-" + slug).add(message.reply_channel)
-
-
-def chat_connect(message: Any) -> None:
-    Group("chat").add(message.reply_channel)
-    message.reply_channel.send({"accept": True})
-
-
-def chat_receive(message: Any) -> None:
-    Group("chat").send({"text": message.content["text"]})
-
-
-channel_routing = [
-    route("websocket.connect", connect_blog, path=r"^/liveblog/(?P<slug>[^/]+)/stream/$"),
-    route("websocket.connect", chat_connect, path=r"^/chat/$"),
-    route("websocket.receive", chat_receive, path=r"^/chat/$"),
-]
+# -- the example from the issue: tests/classic/example.py ---------------------------------
+from tests.classic.example import channel_routing
 
 
 async def open_socket(
@@ -175,7 +155,7 @@ async def test_include_strips_the_matched_prefix_for_its_children() -> None:
 
 
 async def test_include_takes_a_dotted_path() -> None:
-    routing = [include("tests.classic.test_api.channel_routing", path=r"^/mounted")]
+    routing = [include("tests.classic.example.channel_routing", path=r"^/mounted")]
     reader = await open_socket(routing, "/mounted/liveblog/x/stream/")
     await members("liveblog-x", 1)
     await sync_to_async(publish_post)("x", {"ok": True})

@@ -21,7 +21,6 @@ from websockets.sync.client import ClientConnection, connect
 
 from djwire import Group
 from djwire.layers import get_channel_layer
-from djwire.routing import route
 from djwire.testing import ChannelsLiveServerTestCase, DjwireLiveServerTestCase, LiveServer
 
 TIMEOUT = 5
@@ -124,26 +123,7 @@ class ChatOverRealSockets(DjwireLiveServerTestCase):
         assert "consumer crashed on purpose" in "\n".join(logs.output)
 
 
-# The classic example of the foundation issue, plus a connect route that joins "chat".
-def connect_blog(message: Any, slug: str) -> None:
-    message.reply_channel.send({"accept": True})
-    Group("liveblog-" + slug).add(message.reply_channel)
-
-
-def chat_connect(message: Any) -> None:
-    Group("chat").add(message.reply_channel)
-    message.reply_channel.send({"accept": True})
-
-
-def chat_receive(message: Any) -> None:
-    Group("chat").send({"text": message.content["text"]})
-
-
-channel_routing = [
-    route("websocket.connect", connect_blog, path=r"^/liveblog/(?P<slug>[^/]+)/stream/$"),
-    route("websocket.connect", chat_connect, path=r"^/chat/$"),
-    route("websocket.receive", chat_receive, path=r"^/chat/$"),
-]
+# The classic example of the foundation issue (tests/classic/example.py).
 
 
 @override_settings(
@@ -151,7 +131,7 @@ channel_routing = [
     CHANNEL_LAYERS={
         "default": {
             "BACKEND": "djwire.layers.InMemoryChannelLayer",
-            "ROUTING": "tests.testing.test_live.channel_routing",
+            "ROUTING": "tests.classic.example.channel_routing",
         }
     },
 )

@@ -17,7 +17,6 @@ goes through ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
 import logging
 import time
@@ -55,6 +54,13 @@ class _Queue:
 def _wake(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _prune(queue: _Queue) -> None:
+    """Forget waiters that are done (cancelled claims of consumers that ended)."""
+    waiters = queue.waiters
+    if waiters and any(waiter.done() for waiter, _ in waiters):
+        queue.waiters = [entry for entry in waiters if not entry[0].done()] or None
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -125,12 +131,14 @@ class LocalChannels:
         """Give ``message`` straight to a claiming receiver on this loop, if one waits."""
         assert queue.waiters is not None
         running = _running_loop()
-        for waiter, claims in queue.waiters:
+        waiters = queue.waiters
+        for index, (waiter, claims) in enumerate(waiters):
             if waiter.done():
                 continue
             if not claims or waiter.get_loop() is not running:
                 return False
             waiter.set_result(message)
+            del waiters[index]
             return True
         return False
 
@@ -181,17 +189,13 @@ class LocalChannels:
             queue = self._queues[channel] = _Queue()
         if queue.waiters is None:
             queue.waiters = []
+        else:
+            _prune(queue)
+        # No done-callback to tidy up: claims are removed when they are fulfilled,
+        # and cancelled ones when the consumer detaches at its end (or by sweep()).
+        # That saves a callback and its bookkeeping per message and per idle socket.
         queue.waiters.append((future, True))
-        future.add_done_callback(functools.partial(self._claim_done, channel))
         return future
-
-    def _claim_done(self, channel: str, future: asyncio.Future[Message]) -> None:
-        queue = self._queues.get(channel)
-        if queue is None:
-            return
-        if queue.waiters:
-            queue.waiters = [entry for entry in queue.waiters if entry[0] is not future] or None
-        self._forget_if_idle(channel, queue)
 
     def _fulfil_claim(self, channel: str, future: asyncio.Future[Message]) -> None:
         # Runs on the claim's own loop, after a send from another thread.
@@ -250,6 +254,7 @@ class LocalChannels:
                     message = self.take(channel)
                     if message is not None:
                         waiter.set_result(message)
+                        queue.waiters.remove((waiter, claims))
                 else:
                     queue.waiters.remove((waiter, claims))
                     loop.call_soon_threadsafe(self._fulfil_claim, channel, waiter)
@@ -308,6 +313,7 @@ class LocalChannels:
             if queue is None:
                 continue
             queue.scheduled = False
+            _prune(queue)
             self._drop_expired(queue, now)
             if queue.items:
                 self._schedule(channel, queue, queue.items[0][0])
@@ -316,6 +322,7 @@ class LocalChannels:
 
     def _forget_if_idle(self, channel: str, queue: _Queue) -> None:
         # A scheduled queue is forgotten by sweep(); others must go now or leak.
+        _prune(queue)
         if not queue.scheduled and queue.idle() and self._queues.get(channel) is queue:
             del self._queues[channel]
 

@@ -209,7 +209,17 @@ async def test_claim_hands_a_message_to_a_waiting_consumer_without_queueing() ->
     assert not claim.done()
     await layer.send(channel, {"type": "x", "n": 1})
     assert claim.done() and claim.result() == {"type": "x", "n": 1}
-    await asyncio.sleep(0)  # the claim's done-callback tidies up
+    assert not layer.channels._queues[channel].items  # handed over, never queued
+    layer.detach_socket(channel)  # what a consumer does when it ends
+    assert len(layer.channels) == 0
+
+
+async def test_cancelled_claims_of_ended_consumers_leave_nothing_behind() -> None:
+    layer = InMemoryChannelLayer()
+    for _ in range(100):
+        channel = await layer.new_channel()
+        layer.claim_receive(channel).cancel()
+        layer.detach_socket(channel)
     assert len(layer.channels) == 0
 
 
@@ -245,3 +255,23 @@ async def test_claim_is_fulfilled_by_a_send_from_another_thread() -> None:
     message = await asyncio.wait_for(claim, 2)
     thread.join()
     assert message == {"type": "threaded"}
+
+
+async def test_a_finished_consumer_leaves_no_queue_in_the_layer() -> None:
+    from djwire.generic.websocket import AsyncWebsocketConsumer
+    from djwire.layers import get_channel_layer
+    from djwire.testing import WebsocketCommunicator
+
+    class Echo(AsyncWebsocketConsumer):
+        async def receive(self, text_data=None, bytes_data=None):
+            await self.send(text_data=text_data)
+
+    layer = get_channel_layer()
+    for _ in range(20):
+        communicator = WebsocketCommunicator(Echo.as_asgi(), "/")
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.send_to(text_data="hi")
+        assert await communicator.receive_from() == "hi"
+        await communicator.disconnect()
+    assert len(layer.channels) == 0

@@ -367,6 +367,14 @@ class RedisChannelLayer(BaseChannelLayer):
         self._ensure_inbox_feed()
         return await self.channels.get(channel)
 
+    def claim_receive(self, channel: str) -> asyncio.Future[Message]:
+        """Like ``receive()`` but a plain future, for consumers of this process's own
+        channels (see LocalChannels.claim): an idle consumer then costs no Task."""
+        if owner_token(channel) != self.token:
+            return asyncio.ensure_future(self.receive(channel))
+        self._ensure_inbox_feed()
+        return self.channels.claim(channel)
+
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."
         name = f"{prefix}{separator}{self.token}!{secrets.token_hex(6)}"

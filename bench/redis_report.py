@@ -291,11 +291,14 @@ NOTES = """## Notes
 - **The end-to-end handler path is bounded by consumer work, not by the layer.** Both
   server processes and redis-server share core 0, so the burst is bounded by that
   core's CPU per delivery: a member consumer's dispatch plus its frame write. djwire's
-  handler path over Redis with 2 processes (~49k/s) is at the level of the single-process
-  in-memory W2 handler path in bench/RESULTS.md. With Channels' consumers on uvicorn,
-  swapping channels_redis for djwire's layer (the drop-in row) helps only modestly for
-  the same reason. The direct row (a `websocket.send` group message written to every
-  socket as one pre-encoded frame) removes the per-member consumer work.
+  handler path over Redis with 2 processes is at the level of the single-process
+  in-memory W2 handler path in bench/RESULTS.md. It was 7.5x core (48.6k/s) before
+  consumers waited on the layer with a plain future and claims lost their per-message
+  done-callback (commit d634f0d); this table is after. With Channels' consumers on
+  uvicorn, swapping channels_redis for djwire's layer (the drop-in row) helps only
+  modestly for the same reason. The direct row (a `websocket.send` group message
+  written to every socket as one pre-encoded frame) removes the per-member consumer
+  work.
 - **Noise.** The machine is shared. Each sample records the CPU other processes used
   meanwhile; a sample where they used more than a quarter of a core is repeated (up to 3
   attempts, the least disturbed is kept). channels_redis core's end-to-end numbers vary

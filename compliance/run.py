@@ -77,7 +77,15 @@ def ensure_wstest() -> str:
         return configured
     wstest = CACHE / "bin" / "wstest"
     if wstest.exists():
-        return str(wstest)
+        if wstest_works(wstest):
+            return str(wstest)
+        # A copy from an older requirements file (or a half-finished install):
+        # bring its packages up to the pinned set rather than failing every run.
+        repair = [str(CACHE / "bin" / "pip"), "install", "-q", "-r", str(REQUIREMENTS)]
+        subprocess.run(repair, capture_output=True, timeout=600)
+        if wstest_works(wstest):
+            return str(wstest)
+        raise Unavailable(f"{wstest} is installed but does not run; delete {CACHE} to reinstall")
     python27 = find_python27()
     if python27 is None:
         raise Unavailable(
@@ -93,8 +101,12 @@ def ensure_wstest() -> str:
         [str(CACHE / "bin" / "pip"), "install", "-q", "-r", str(REQUIREMENTS)],
         [str(CACHE / "bin" / "pip"), "install", "-q", "--no-deps", "autobahntestsuite==25.10.1"],
     ]
-    env = dict(os.environ, PYTHONPATH=tools)
+    # Only virtualenv itself runs from the tools directory. The venv's pip must not
+    # see it: virtualenv's own dependencies there (the typing backport among them)
+    # would count as installed, and the venv would then lack them at run time.
+    clean_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     for step in steps:
+        env = dict(clean_env, PYTHONPATH=tools) if step[0] == python27 else clean_env
         result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
         if result.returncode:
             raise Unavailable(f"installing wstest failed at {step[:4]}: {result.stderr[-2000:]}")
@@ -105,7 +117,18 @@ def ensure_wstest() -> str:
         capture_output=True,
         timeout=600,
     )
+    if not wstest_works(wstest):
+        raise Unavailable(f"wstest was installed into {CACHE} but does not run")
     return str(wstest)
+
+
+def wstest_works(wstest: Path) -> bool:
+    """Whether ``wstest -a`` (print versions) runs, i.e. every import resolves."""
+    try:
+        result = subprocess.run([str(wstest), "-a"], capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0
 
 
 def free_port() -> int:

@@ -224,10 +224,11 @@ class RedisChannelLayer(BaseChannelLayer):
         node = pipe.node.key
         previous = self._run_ids.get(node)
         self._run_ids[node] = info.run_id
-        if info.uptime <= self.limits.restart_grace:
+        age = info.youngest_age  # not uptime: that may overstate the age by a second
+        if age < self.limits.restart_grace:
             # Fresh server: it may have lost groups a moment ago even if this
             # process never saw it before; give members time to re-register.
-            self._restarted[node] = time.monotonic() - info.uptime
+            self._restarted[node] = time.monotonic() - age
         if previous is not None and previous != info.run_id:
             self.stats.extra["redis_restarts"] = self.stats.extra.get("redis_restarts", 0) + 1
             logger.warning(

@@ -43,7 +43,14 @@ OnConnect = Callable[["CommandPipe", "ServerInfo"], None]
 
 class ServerInfo(NamedTuple):
     run_id: str  # changes when the server restarts
-    uptime: int  # seconds since it started
+    uptime: int  # INFO's uptime_in_seconds (see youngest_age)
+
+    @property
+    def youngest_age(self) -> int:
+        """The fewest whole seconds the server may have been up. Redis reports uptime
+        as the difference of two whole-second clocks, so it reads 1 from the moment
+        the wall clock passes a second boundary, even 10 ms after the start."""
+        return max(0, self.uptime - 1)
 
 
 _WRITE_CHUNK = 4096  # commands per transport write

@@ -123,6 +123,39 @@ async def test_group_memberships_are_restored_after_redis_restart(
     assert private_redis.command("ZCARD", sender.keys.group_processes("survivors")) == 0
 
 
+def _uptime(server: RedisServer) -> int:
+    info = server.command("INFO", "server")
+    if isinstance(info, dict):
+        return int(info["uptime_in_seconds"])
+    fields = dict(line.split(":", 1) for line in info.decode().splitlines() if ":" in line)
+    return int(fields["uptime_in_seconds"])
+
+
+async def test_a_server_started_just_before_a_second_boundary_still_gets_the_grace(
+    private_redis: RedisServer, make_private_layer: MakeLayer
+) -> None:
+    # Redis's uptime_in_seconds is a difference of whole-second clocks: a server that
+    # started at x.9 s says "up 1 s" at x+1.0 s. A sender that first meets it then
+    # must still wait restart_grace for other processes to put their members back.
+    receiver = make_private_layer(reconnect_backoff=(0.7, 0.7), poll_interval=5)
+    channel = await receiver.new_channel()
+    await receiver.group_add("late", channel)
+    pending = asyncio.ensure_future(receiver.receive(channel))
+    await asyncio.sleep(0.1)  # its feed is subscribed
+    for _ in range(5):
+        await asyncio.sleep((0.75 - time.time() % 1) % 1)  # kill at x.75 s, wall clock
+        await asyncio.to_thread(private_redis.restart, down_for=0.05)
+        ready = time.monotonic()
+        await eventually(lambda: _uptime(private_redis) >= 1, 2.0)
+        if time.monotonic() - ready < 0.3:
+            break  # up well under a second, but says 1 s; the receiver is not back yet
+    else:
+        pytest.fail("Redis never started just before a second boundary in 5 tries")
+    sender = make_private_layer()  # has never seen this server
+    await sender.group_send("late", {"type": "after.restart"})
+    assert (await asyncio.wait_for(pending, 5))["type"] == "after.restart"
+
+
 async def test_listing_and_flushing_in_an_outage_raise_layer_unavailable_naming_redis(
     private_redis: RedisServer, make_private_layer: MakeLayer
 ) -> None:

@@ -293,7 +293,9 @@ def session_for_reply_channel(reply_channel: str) -> SessionBase:
             "channel sessions cannot use the signed_cookies session engine (there is no "
             "cookie to keep them in): set CHANNEL_SESSION_ENGINE to a server-side engine"
         )
-    digest = salted_hmac("djwire.sessions.channel_session", reply_channel).hexdigest()
+    digest = salted_hmac(
+        "djwire.sessions.channel_session", reply_channel, algorithm="sha256"
+    ).hexdigest()
     return session_store_class(engine)("chn" + digest[:29])
 
 

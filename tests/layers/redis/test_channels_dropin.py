@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.support.peers import peers_env, peers_python
+from tests.support.cached_venv import checkout_env
+from tests.support.peers import peers_python
 from tests.support.redis_servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,7 +24,7 @@ def test_stock_channels_project_runs_on_djwire_redis_layer(redis_server: RedisSe
         text=True,
         timeout=120,
         cwd=ROOT,
-        env=peers_env(),
+        env=checkout_env(),
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]

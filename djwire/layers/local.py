@@ -128,17 +128,26 @@ class LocalChannels:
         return True
 
     def _hand_over(self, queue: _Queue, message: Message) -> bool:
-        """Give ``message`` straight to a claiming receiver on this loop, if one waits."""
+        """Give ``message`` straight to the first receiver waiting on this loop, if any.
+
+        Claims keep it. A ``get()`` that is cancelled before it runs puts it back
+        at the head of the queue (see there), so handing over loses nothing. A
+        ``get()`` waiter stays listed until it has run, and while one that was
+        resolved is listed, nothing is handed past it: if both were cancelled, the
+        later message could otherwise be put back ahead of the earlier one.
+        """
         assert queue.waiters is not None
-        running = _running_loop()
         waiters = queue.waiters
         for index, (waiter, claims) in enumerate(waiters):
             if waiter.done():
-                continue
-            if not claims or waiter.get_loop() is not running:
+                if claims:
+                    continue  # a cancelled claim; its consumer removes it
+                return False
+            if waiter.get_loop() is not _running_loop():
                 return False
             waiter.set_result(message)
-            del waiters[index]
+            if claims:
+                del waiters[index]
             return True
         return False
 
@@ -222,18 +231,21 @@ class LocalChannels:
             queue = self._queues.get(channel)
             if queue is None:
                 queue = self._queues[channel] = _Queue()
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            # Resolves to None (a message was queued: take it) or to a message
+            # handed over by a sender on this loop while the queue was empty.
+            waiter: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
             entry = (waiter, False)
             if queue.waiters is None:
                 queue.waiters = []
             queue.waiters.append(entry)
             try:
-                await waiter
+                handed = await waiter
             except asyncio.CancelledError:
-                # We may have been woken for a message and cancelled before running:
-                # pass the wake-up on, so the message does not sit unnoticed.
-                if waiter.done() and not waiter.cancelled() and queue.items:
-                    self._wake_one(channel, queue)
+                # We may have been woken, or handed a message, and cancelled before
+                # running: put the message back first in line and pass the wake-up
+                # on, so nothing is lost or left unnoticed.
+                if waiter.done() and not waiter.cancelled():
+                    self._give_back(channel, queue, waiter.result())
                 raise
             finally:
                 if queue.waiters and entry in queue.waiters:
@@ -241,6 +253,20 @@ class LocalChannels:
                     if not queue.waiters:
                         queue.waiters = None
                 self._forget_if_idle(channel, queue)
+            if handed is not None:
+                return handed
+
+    def _give_back(self, channel: str, queue: _Queue, message: Message | None) -> None:
+        """Undo a hand-over to a receiver that was cancelled before it ran."""
+        if message is not None:
+            if queue.items is None:
+                queue.items = deque()
+            deadline = self.clock() + self.expiry
+            queue.items.appendleft((deadline, message))
+            if not queue.scheduled:
+                self._schedule(channel, queue, deadline)
+        if queue.items and queue.waiters:
+            self._wake_one(channel, queue)
 
     def _wake_one(self, channel: str, queue: _Queue) -> None:
         assert queue.waiters is not None

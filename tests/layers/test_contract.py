@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 
 import pytest
@@ -136,6 +137,28 @@ async def test_cancelled_receive_loses_no_message(layer: BaseChannelLayer) -> No
         except asyncio.CancelledError:
             message = await receive(layer, channel)  # it must still be there
         assert message["n"] == round_
+    await assert_nothing_for(layer, channel)
+
+
+async def test_cancelled_receivers_give_messages_back_in_order(layer: BaseChannelLayer) -> None:
+    # Two receivers wait on one channel; two messages arrive; both receivers are
+    # cancelled (in either order) before they run. Nothing is lost, and what they
+    # give back is received in the order it was sent.
+    channel = await layer.new_channel()
+    for later_first in (False, True):
+        first, second = (asyncio.ensure_future(layer.receive(channel)) for _ in range(2))
+        await asyncio.sleep(0.01)
+        await layer.send(channel, {"type": "n", "n": 0})
+        await layer.send(channel, {"type": "n", "n": 1})
+        for task in (second, first) if later_first else (first, second):
+            task.cancel()
+        taken = []
+        for task in (first, second):
+            with contextlib.suppress(asyncio.CancelledError):
+                taken.append((await task)["n"])
+        given_back = [(await receive(layer, channel))["n"] for _ in range(2 - len(taken))]
+        assert sorted(taken + given_back) == [0, 1]
+        assert given_back == sorted(given_back)
     await assert_nothing_for(layer, channel)
 
 

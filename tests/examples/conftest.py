@@ -8,9 +8,11 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
+
+from tests.support.unavailable import unavailable
 
 from .demo import DemoServer, demo_env, manage
 
@@ -29,13 +31,6 @@ CHROMIUM_FLAGS = [
 ]
 #: Most a single browser action or expectation waits, in milliseconds.
 BROWSER_TIMEOUT_MS = 10_000
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip, except in CI (env CI set), where a missing tool is a failure."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

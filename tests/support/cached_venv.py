@@ -15,9 +15,8 @@ import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-import pytest
+from .unavailable import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,13 +28,6 @@ def checkout_env() -> dict[str, str]:
     puts this one first, so the code under test is always the code being tested.
     """
     return dict(os.environ, PYTHONPATH=str(ROOT))
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip with ``reason``, or fail under CI (where everything must run)."""
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def usable(python: Path, check: str) -> bool:

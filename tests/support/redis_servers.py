@@ -9,7 +9,6 @@ the reason — unless the CI environment variable is set, in which case they fai
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -20,6 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tests.support.unavailable import unavailable
 
 if TYPE_CHECKING:
     import pytest
@@ -33,14 +34,11 @@ def redis_server_binary() -> str | None:
 
 def require_redis() -> str:
     """The redis-server path; skip (or, under CI, fail) when there is none."""
-    import pytest
-
     binary = redis_server_binary()
     if binary is None:
-        reason = "redis-server is not on PATH (install redis-server to run the Redis layer tests)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; CI must not skip these tests", pytrace=False)
-        pytest.skip(reason)
+        unavailable(
+            "redis-server is not on PATH (install redis-server to run the Redis layer tests)"
+        )
     return binary
 
 
@@ -188,14 +186,9 @@ class RedisCluster:
         return [server.url for server in self.servers]
 
     def start(self) -> RedisCluster:
-        import pytest
-
         cli = shutil.which("redis-cli")
         if cli is None:
-            reason = "redis-cli is not on PATH (needed to create a Redis Cluster)"
-            if os.environ.get("CI"):
-                pytest.fail(reason, pytrace=False)
-            pytest.skip(reason)
+            unavailable("redis-cli is not on PATH (needed to create a Redis Cluster)")
         for server in self.servers:
             server.start()
         nodes = [f"127.0.0.1:{server.port}" for server in self.servers]
@@ -411,8 +404,6 @@ class TlsServer(RedisServer):
         return f"rediss://127.0.0.1:{self.tls_port}/0"
 
     def start(self) -> TlsServer:
-        import pytest
-
         for _ in range(3):
             if self._try_start():
                 return self
@@ -422,10 +413,7 @@ class TlsServer(RedisServer):
             self.extra[self.extra.index(f"tls-port {old_tls_port}")] = f"tls-port {self.tls_port}"
         log = self.directory / "redis.log"
         last = log.read_text().strip().splitlines()[-3:] if log.exists() else []
-        reason = f"redis-server would not start with TLS (built without it?): {last}"
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; CI must not skip these tests", pytrace=False)
-        pytest.skip(reason)
+        unavailable(f"redis-server would not start with TLS (built without it?): {last}")
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from djwire import __version__
@@ -44,9 +44,10 @@ def typed(name: str, *, zero_is_none: bool = False) -> Callable[[str], Any]:
     return parse
 
 
-def assignment(text: str) -> tuple[str, Any]:
+def assignment(text: str, *, valid: Collection[str] | None = None) -> tuple[str, Any]:
+    """An argparse ``type`` for ``--set NAME=VALUE`` (``valid``: the names allowed)."""
     try:
-        return parse_assignment(text)
+        return parse_assignment(text, valid=valid)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

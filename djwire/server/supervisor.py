@@ -57,8 +57,9 @@ def worker_payload(config: Config, fd: int, explicit: Collection[str] | None) ->
 
 def read_payload(text: str) -> tuple[Config, list[str] | None]:
     data: dict[str, Any] = json.loads(text)
+    every_field = field_names(exclude=())
     fields = {
-        name: value if name == "app" else convert(name, value, valid=field_names(exclude=()))
+        name: value if name == "app" else convert(name, value, valid=every_field)
         for name, value in data["config"].items()
     }
     return Config(**fields), data["explicit"]

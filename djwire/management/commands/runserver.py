@@ -10,7 +10,6 @@ Django) is served by djwire's interface server. Server settings come from the
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
@@ -28,13 +27,9 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.utils import autoreload
 
+from djwire.server.cli import assignment
 from djwire.server.config import Config
-from djwire.server.options import (
-    COMMAND_LINE_ONLY,
-    field_names,
-    parse_assignment,
-    with_project_settings,
-)
+from djwire.server.options import COMMAND_LINE_ONLY, field_names, with_project_settings
 
 BIND_ERRORS = {
     errno.EACCES: "You don't have permission to access that port.",
@@ -194,7 +189,4 @@ class Command(StaticfilesRunserverCommand):
 
 def server_setting(text: str) -> tuple[str, Any]:
     """``--set NAME=VALUE``: any server setting but where to listen (addrport's job)."""
-    try:
-        return parse_assignment(text, valid=field_names(exclude=COMMAND_LINE_ONLY))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return assignment(text, valid=field_names(exclude=COMMAND_LINE_ONLY))

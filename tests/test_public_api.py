@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +85,24 @@ NAMES = {
 )
 def test_public_name_exists(module: str, name: str) -> None:
     assert hasattr(importlib.import_module(module), name)
+
+
+#: Names a Channels project imports but needs no text about.
+UNDOCUMENTED = {"__version__"}
+
+
+def test_every_public_name_is_documented() -> None:
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text() + "".join(
+        page.read_text() for page in sorted((root / "docs").glob("*.md"))
+    )
+    missing = [
+        f"{module}.{name}"
+        for module, names in NAMES.items()
+        for name in names
+        if name not in UNDOCUMENTED and not re.search(rf"`[^`\n]*\b{name}\b[^`\n]*`", text)
+    ]
+    assert missing == [], f"not in README.md or docs/: {missing}"
 
 
 def defaults(func) -> dict:

@@ -22,6 +22,22 @@ def memory_factory(request: Any) -> LayerFactory:
     return make
 
 
+def ipc_factory(request: Any) -> LayerFactory:
+    import shutil
+    import tempfile
+
+    from djwire.layers.ipc import IPCChannelLayer
+
+    # A space per test, short enough for Unix socket paths, removed afterwards.
+    space = tempfile.mkdtemp(prefix="djw-ipc-")
+    request.addfinalizer(lambda: shutil.rmtree(space, ignore_errors=True))
+
+    def make(**config: Any) -> BaseChannelLayer:
+        return IPCChannelLayer(path=space, **config)
+
+    return make
+
+
 def _redis_factory(hosts: list[Any], **fixed: Any) -> LayerFactory:
     import itertools
 
@@ -58,6 +74,7 @@ def redis_cluster_factory(request: Any) -> LayerFactory:
 #: session fixtures (a Redis server) only when its parameter is used.
 BACKENDS: dict[str, Callable[[Any], LayerFactory]] = {
     "memory": memory_factory,
+    "ipc": ipc_factory,
     "redis": redis_factory,
     "redis-sharded": redis_sharded_factory,
     "redis-cluster": redis_cluster_factory,

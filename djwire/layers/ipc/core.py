@@ -1,0 +1,620 @@
+"""IPCChannelLayer: channels and groups shared by the processes of one machine.
+
+No server to run: processes that open the same *shared space* (a directory, see
+:mod:`.space`) find each other through it.
+
+* **Process-specific channels** (``specific.TOKEN!xyz``, from ``new_channel()``)
+  live in the process whose token they carry, in process-local queues, as in the
+  Redis layer. Another process sends by writing a frame to that process's inbox
+  socket (``<space>/p/TOKEN``); a message to one of the process's own channels
+  never leaves it. Nothing shared holds these messages, so a process that dies
+  takes them with it and leaves nothing to clean up but its socket file.
+* **Groups** live in the shared store (SQLite): members, and a version bumped by
+  every membership change. ``group_send`` delivers to this process's members
+  directly, serializes the message once, and writes one frame per other process
+  that has members; each receiving process fans it out to its own members — a
+  ``websocket.send`` straight to the sockets. The members are read from the store
+  only when the version changed since the process last looked: a group send costs
+  one indexed read plus one frame per process, not a row per member.
+* **Named channels** (no ``!``: workers, background tasks) are queues in the store
+  that any process may receive from, each message going to one receiver (see
+  :mod:`.feeds`).
+
+Processes that end without closing are noticed by the others the first time they
+write to them (the socket refuses connections); their memberships and listening
+registrations are then removed, and the socket file deleted. A new process does
+the same for every process it finds gone when it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from djwire.exceptions import ChannelFull, InvalidChannelLayerError
+
+from ..base import BaseChannelLayer, Message
+from ..direct import DirectSocket
+from ..local import LocalChannels, fast_copy
+from ..memory import check_message, deliver_to_local
+from . import frames, space
+from .config import Limits
+from .feeds import NamedFeed
+from .frames import Kind
+from .inbox import Inbox
+from .links import Link, Sent, probe
+from .store import GroupView, Pushed, Store, StoreFull, now_ms
+
+logger = logging.getLogger("djwire.layers.ipc")
+
+#: After this many of one kind of loss, log again (the first is always logged).
+_LOG_EVERY = 1000
+#: How many recently gone processes a layer remembers, so sends to them fail fast.
+_GONE_MEMORY = 1024
+
+
+def owner_token(channel: str) -> str | None:
+    """The process token of ``prefix.TOKEN!local``; None for a named channel."""
+    bang = channel.find("!")
+    if bang < 0:
+        return None
+    return channel[:bang].rpartition(".")[2]
+
+
+class IPCChannelLayer(BaseChannelLayer):
+    """A channel layer shared by processes on one machine; see the module docstring."""
+
+    extensions: ClassVar[list[str]] = ["groups", "flush"]
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[str | re.Pattern[str], int] | None = None,
+        *,
+        name: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        max_message_size: int = Limits.max_message_size,
+        peer_buffer_size: int = Limits.peer_buffer_size,
+        max_store_size: int | None = None,
+        lock_timeout: float = Limits.lock_timeout,
+        poll_interval: float = Limits.poll_interval,
+        max_batch: int = Limits.max_batch,
+        group_cache_size: int = Limits.group_cache_size,
+        prefix: str | None = None,  # asgi_ipc (Channels 1): the name of the space
+        channel_memory: int | None = None,  # asgi_ipc: with group_memory, the store size
+        group_memory: int | None = None,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        if group_expiry <= 0:
+            raise InvalidChannelLayerError("group_expiry must be positive")
+        if prefix is not None:
+            if name is not None:
+                raise InvalidChannelLayerError(
+                    "IPCChannelLayer takes 'name' or 'prefix', not both"
+                )
+            name = prefix
+        if max_store_size is None:
+            legacy = (channel_memory or 0) + (group_memory or 0)
+            max_store_size = legacy or Limits.max_store_size
+        self.limits = Limits(
+            max_message_size=max_message_size,
+            peer_buffer_size=peer_buffer_size,
+            max_store_size=max_store_size,
+            lock_timeout=lock_timeout,
+            poll_interval=poll_interval,
+            max_batch=max_batch,
+            group_cache_size=group_cache_size,
+        )
+        self.group_expiry = group_expiry
+        self.space = space.resolve(name, path)
+        self._expiry_ms = int(expiry * 1000)
+        self._group_expiry_ms = int(group_expiry * 1000)
+        self._prepared = False
+        self._begin()
+        _instances.add(self)
+
+    def _begin(self) -> None:
+        """This process's identity and state (again in a forked child)."""
+        #: This layer instance's process token: names its channels and its inbox.
+        self.token = secrets.token_hex(6)
+        self.pid = os.getpid()
+        self.channels = LocalChannels(self.expiry, self.get_capacity, self.stats)
+        self.store = Store(
+            self.space / space.STORE_FILE, self.limits.max_store_size, self.limits.lock_timeout
+        )
+        self._inbox: Inbox | None = None
+        self._links: dict[str, Link] = {}
+        self._gone: dict[str, None] = {}
+        self._feeds: dict[str, NamedFeed] = {}
+        self._waiting: dict[str, int] = {}
+        self._views: dict[str, GroupView] = {}
+        self._finalizer: weakref.finalize | None = None  # type: ignore[type-arg]
+
+    def __repr__(self) -> str:
+        return f"<IPCChannelLayer {str(self.space)!r} token={self.token}>"
+
+    # -- the shared space -------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        if not self._prepared:
+            space.prepare(self.space)
+            self._prepared = True
+
+    def _socket_path(self, token: str) -> Path:
+        return self.space / space.SOCKETS_DIR / token
+
+    def _ensure_inbox(self) -> None:
+        """Listen for other processes (once), and read on this loop unless a live
+        loop already does."""
+        inbox = self._inbox
+        if inbox is None:
+            self._prepare()
+            inbox = self._inbox = Inbox(
+                self._socket_path(self.token),
+                self.limits.max_message_size,
+                self._on_frame,
+                self._on_bad_frame,
+            )
+            self._finalizer = weakref.finalize(
+                self, _teardown, inbox, self.store, self._links, self.token, self.pid
+            )
+            self._reclaim_gone()
+        if not inbox.attached_to_live_loop():
+            inbox.attach(asyncio.get_running_loop())
+
+    def _reclaim_gone(self) -> None:
+        """Forget every process of the space that has ended (this one just started)."""
+        sockets = self.space / space.SOCKETS_DIR
+        try:
+            tokens = {entry.name for entry in os.scandir(sockets)}
+        except OSError:
+            tokens = set()
+        tokens |= self.store.read(self.store.tokens)
+        tokens.discard(self.token)
+        for token in tokens:
+            if not probe(self._socket_path(token)):
+                self._forget_process(token)
+
+    def _forget_process(self, token: str) -> None:
+        """``token``'s process has ended: remove its memberships, listening, socket."""
+        self._gone[token] = None
+        if len(self._gone) > _GONE_MEMORY:
+            del self._gone[next(iter(self._gone))]
+        link = self._links.pop(token, None)
+        if link is not None:
+            link.close()
+        try:
+            removed = self.store.write_now(lambda c: self.store.reclaim(c, token))
+        except Exception as exc:  # another process will do it
+            logger.warning("Could not remove ended process %s from the store: %r", token, exc)
+            removed = 0
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            os.unlink(self._socket_path(token))
+        logger.info(
+            "IPC layer: process %s has ended; removed its %d group memberships", token, removed
+        )
+
+    # -- frames from other processes ----------------------------------------------------
+
+    def _on_frame(self, frame: Any) -> None:
+        if type(frame) is not list or len(frame) < 4:
+            self._on_bad_frame("malformed")
+            return
+        kind, target, deadline, message = frame[0], frame[1], frame[2], frame[3]
+        if kind == Kind.WAKE:
+            feed = self._feeds.get(target)
+            if feed is not None:
+                feed.poke()
+            return
+        if type(message) is not dict or type(target) is not str or type(deadline) is not int:
+            self._on_bad_frame("malformed")
+            return
+        now = now_ms()
+        if deadline <= now:
+            self.stats.expired += 1
+            return
+        if kind == Kind.MESSAGE:
+            if owner_token(target) != self.token:
+                self._on_bad_frame("misdirected")
+            elif not self.channels.offer(target, message):
+                self.channels.drop(target)
+        elif kind == Kind.GROUP and len(frame) == 5 and type(frame[4]) is int:
+            view = self._views.get(target)
+            if view is None or view.version < frame[4]:
+                view = self._load_view(target, now)
+            if view is not None:
+                members = [channel for channel, _ in view.live(now).own]
+                if members:
+                    deliver_to_local(self, members, message)
+        else:
+            self._on_bad_frame("malformed")
+
+    def _on_bad_frame(self, what: str) -> None:
+        key = f"frames_{what}"
+        count = self.stats.extra.get(key, 0) + 1
+        self.stats.extra[key] = count
+        if count == 1 or count % _LOG_EVERY == 0:
+            reason = {
+                "truncated": "a process ended in the middle of writing a message",
+                "oversized": "a frame exceeded max_message_size (configure every process alike)",
+                "misdirected": "a message for a channel of another process arrived here",
+            }.get(what, "the data is not an IPC layer frame")
+            logger.warning("IPC layer: dropped a %s frame (%s); %d so far", what, reason, count)
+
+    # -- group views -------------------------------------------------------------------
+
+    def _load_view(self, group: str, now: int) -> GroupView | None:
+        view = self.store.read(lambda c: self.store.group_view(c, group, self.token, now))
+        self._remember_view(group, view)
+        return view
+
+    def _remember_view(self, group: str, view: GroupView | None) -> None:
+        views = self._views
+        if view is None:
+            views.pop(group, None)
+            return
+        views.pop(group, None)  # re-insert at the end: the oldest go first
+        views[group] = view
+        if len(views) > self.limits.group_cache_size:
+            del views[next(iter(views))]
+
+    def _current_view(self, group: str, now: int) -> GroupView | None:
+        """The group's members now: one indexed read, and a full load only when
+        the membership changed since this process last loaded it."""
+        cached = self._views.get(group)
+        store = self.store
+
+        def look(connection: Any) -> GroupView | None:
+            version = store.group_version(connection, group)
+            if version is None:
+                return None
+            if cached is not None and cached.version == version:
+                return cached
+            return store.group_view(connection, group, self.token, now)
+
+        view = store.read(look)
+        if view is not cached:
+            self._remember_view(group, view)
+        return view
+
+    # -- sending to other processes ------------------------------------------------------
+
+    def _link(self, token: str) -> Link | None:
+        link = self._links.get(token)
+        if link is None:
+            if token in self._gone:
+                return None
+            link = self._links.setdefault(
+                token,
+                Link(
+                    token,
+                    self._socket_path(token),
+                    self.limits.peer_buffer_size,
+                    self._on_link_lost,
+                ),
+            )
+        return link
+
+    def _write(self, token: str, frame: bytes) -> Sent:
+        link = self._link(token)
+        if link is None:
+            return Sent.GONE
+        if not self._prepared:
+            self._prepare()
+        sent = link.write(frame)
+        if sent is Sent.GONE:
+            self._forget_process(token)
+        return sent
+
+    def _on_link_lost(self, token: str, frames_lost: int) -> None:
+        if frames_lost:
+            self._count_gone(token, frames_lost)
+        if not probe(self._socket_path(token)):
+            self._forget_process(token)
+
+    def _count_gone(self, target: str, count: int = 1) -> None:
+        total = self.stats.extra.get("receiver_gone", 0) + count
+        self.stats.extra["receiver_gone"] = total
+        if total == count or total // _LOG_EVERY > (total - count) // _LOG_EVERY:
+            logger.warning(
+                "IPC layer: %d message(s) for %s dropped: its process has ended; "
+                "%d so far in this process",
+                count,
+                target,
+                total,
+            )
+
+    def _wake(self, listeners: Mapping[str, list[str]]) -> None:
+        for channel, tokens in listeners.items():
+            for token in tokens:
+                if token == self.token:
+                    feed = self._feeds.get(channel)
+                    if feed is not None:
+                        feed.poke()
+                else:
+                    self._write(token, frames.wake_frame(channel))
+
+    async def _push(self, channels: list[tuple[str, int]], packed: bytes) -> Pushed:
+        self._prepare()
+        now = now_ms()
+        deadline = now + self._expiry_ms
+        store = self.store
+        pushed: Pushed = await store.write(
+            lambda c: store.push_many(c, channels, deadline, packed, now)
+        )
+        if pushed.expired:
+            self.stats.expired += pushed.expired
+        self._wake(pushed.listeners)
+        return pushed
+
+    # -- channels ----------------------------------------------------------------------
+
+    async def send(self, channel: str, message: Message) -> None:
+        self.require_valid_channel_name(channel)
+        check_message(message)
+        token = owner_token(channel)
+        if token == self.token:
+            self.channels.put(channel, fast_copy(message))
+            return
+        packed = frames.pack_message(message, self.limits.max_message_size)
+        if token is not None:
+            frame = frames.message_frame(channel, now_ms() + self._expiry_ms, packed)
+            sent = self._write(token, frame)
+            if sent is Sent.FULL:
+                raise ChannelFull(channel, self.limits.peer_buffer_size)
+            if sent is Sent.GONE:
+                self._count_gone(channel)
+            return
+        capacity = self.get_capacity(channel)
+        try:
+            pushed = await self._push([(channel, capacity)], packed)
+        except StoreFull:
+            self._store_full()
+            raise ChannelFull(channel) from None
+        if pushed.full:
+            raise ChannelFull(channel, capacity)
+
+    def _store_full(self) -> None:
+        count = self.stats.extra.get("store_full", 0) + 1
+        self.stats.extra["store_full"] = count
+        if count == 1 or count % _LOG_EVERY == 0:
+            logger.warning(
+                "IPC layer: the shared store %s reached max_store_size (%d bytes); "
+                "%d refusals so far",
+                self.store.path,
+                self.limits.max_store_size,
+                count,
+            )
+
+    async def receive(self, channel: str) -> Message:
+        self.require_valid_channel_name(channel)
+        message = self.channels.take(channel)
+        if message is not None:
+            return message
+        token = owner_token(channel)
+        if token is None:
+            return await self._receive_named(channel)
+        if token != self.token:
+            raise ValueError(
+                f"Channel {channel!r} belongs to another process (or layer instance); "
+                "only the layer whose new_channel() made it can receive from it"
+            )
+        self._ensure_inbox()
+        return await self.channels.get(channel)
+
+    def claim_receive(self, channel: str) -> asyncio.Future[Message]:
+        """Like ``receive()`` but a plain future, for consumers of this process's own
+        channels (see LocalChannels.claim): an idle consumer then costs no Task."""
+        if owner_token(channel) != self.token:
+            return asyncio.ensure_future(self.receive(channel))
+        self._ensure_inbox()
+        return self.channels.claim(channel)
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        separator = "" if prefix.endswith(".") else "."
+        self._ensure_inbox()
+        return f"{prefix}{separator}{self.token}!{secrets.token_hex(6)}"
+
+    async def _receive_named(self, channel: str) -> Message:
+        self._ensure_inbox()  # wake-ups arrive there
+        self._waiting[channel] = self._waiting.get(channel, 0) + 1
+        try:
+            feed = self._feeds.get(channel)
+            if feed is None or not feed.alive():
+                if feed is not None:
+                    feed.stop()
+                self._feeds[channel] = NamedFeed(
+                    channel,
+                    self.token,
+                    self.store,
+                    lambda payloads, expired: self._deliver_named(channel, payloads, expired),
+                    lambda: self._waiting.get(channel, 0),
+                    self.limits.max_batch,
+                    self.limits.poll_interval,
+                )
+            else:
+                feed.poke()
+            return await self.channels.get(channel)
+        finally:
+            left = self._waiting.get(channel, 1) - 1
+            if left:
+                self._waiting[channel] = left
+            else:
+                self._waiting.pop(channel, None)
+
+    def _deliver_named(self, channel: str, payloads: list[bytes], expired: int) -> None:
+        self.stats.expired += expired
+        for payload in payloads:
+            try:
+                message = frames.unpack_message(payload)
+            except Exception:
+                self._on_bad_frame("malformed")
+                continue
+            if not self.channels.offer(channel, message):
+                self.channels.drop(channel)
+
+    # -- groups ------------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        self._prepare()
+        token = owner_token(channel) or ""
+        deadline = now_ms() + self._group_expiry_ms
+        store = self.store
+        try:
+            await store.write(lambda c: store.group_add(c, group, channel, token, deadline))
+        except StoreFull:
+            self._store_full()
+            raise ChannelFull(group) from None
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        self._prepare()
+        store = self.store
+        await store.write(lambda c: store.group_discard(c, group, channel))
+
+    async def group_channels(self, group: str) -> list[str]:
+        """The live members of ``group`` in every process of the space (members of
+        processes found to have ended are removed on the way)."""
+        self.require_valid_group_name(group)
+        self._prepare()
+        now = now_ms()
+        store = self.store
+        channels = store.read(lambda c: store.group_channels(c, group, now))
+        checked: dict[str, bool] = {"": True, self.token: True}
+        alive = []
+        for channel in channels:
+            token = owner_token(channel) or ""
+            live = checked.get(token)
+            if live is None:
+                live = checked[token] = token not in self._gone and probe(self._socket_path(token))
+                if not live:
+                    self._forget_process(token)
+            if live:
+                alive.append(channel)
+        return alive
+
+    async def group_send(self, group: str, message: Message) -> None:
+        self.require_valid_group_name(group)
+        check_message(message)
+        self._prepare()
+        now = now_ms()
+        view = self._current_view(group, now)
+        if view is None:
+            return
+        view = view.live(now)
+        remote = [token for token in view.processes if token and token != self.token]
+        packed = None
+        if remote or view.named:
+            # Before delivering anything, so a message too large fails as a whole.
+            packed = frames.pack_message(message, self.limits.max_message_size)
+        if view.own:
+            deliver_to_local(self, [channel for channel, _ in view.own], message)
+        if packed is None:
+            return
+        if remote:
+            frame = frames.group_frame(group, now + self._expiry_ms, packed, view.version)
+            for token in remote:
+                sent = self._write(token, frame)
+                if sent is Sent.FULL:
+                    self.channels.drop(group, reason=f"process {token} is not reading")
+                elif sent is Sent.GONE:
+                    self._count_gone(group)
+        if view.named:
+            named = [(channel, self.get_capacity(channel)) for channel, _ in view.named]
+            try:
+                pushed = await self._push(named, packed)
+            except StoreFull:
+                self._store_full()
+                return
+            for channel in pushed.full:
+                self.channels.drop(channel)
+
+    # -- direct sockets ------------------------------------------------------------------
+
+    def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
+        if owner_token(channel) != self.token:
+            return False
+        self.channels.attach(channel, socket)
+        return True
+
+    def detach_socket(self, channel: str) -> None:
+        self.channels.detach(channel)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Empty every channel and group of the space, and this process's queues."""
+        self._prepare()
+        await self.store.write(self.store.flush)
+        self.channels.clear()
+        self._views.clear()
+
+    async def close(self) -> None:
+        """Stop this loop's feeds and send what waits for other processes. The process
+        keeps its identity (its channels stay valid) and the layer can be used again;
+        everything is released when the layer is garbage collected or the process ends."""
+        loop = asyncio.get_running_loop()
+        mine = []
+        for channel, feed in list(self._feeds.items()):
+            if feed.loop is loop:
+                feed.stop()
+                mine.append(feed.task)
+                del self._feeds[channel]
+        if mine:
+            _, pending = await asyncio.wait(mine, timeout=self.limits.lock_timeout)
+            for task in pending:
+                task.cancel()
+        for link in list(self._links.values()):
+            link.flush()
+        if self._inbox is not None:
+            self._inbox.detach(loop)
+
+    def _after_fork(self) -> None:
+        """In a forked child: become a new process of the space, leaving the
+        parent's sockets, store connection and registrations alone."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._inbox is not None:
+            self._inbox.forget_sockets()
+        for link in self._links.values():
+            link.forget_socket()
+        self._begin()
+
+
+def _teardown(inbox: Inbox, store: Store, links: dict[str, Link], token: str, pid: int) -> None:
+    """Garbage collection or process exit: stop listening, leave the store."""
+    if os.getpid() != pid:
+        return
+    inbox.close()
+    for link in list(links.values()):
+        link.close()
+    try:
+        store.write_now(lambda c: store.reclaim(c, token))
+    except Exception as exc:  # others reclaim it when they notice
+        logger.debug("IPC layer teardown of %s: %r", token, exc)
+    store.close()
+
+
+_instances: weakref.WeakSet[IPCChannelLayer] = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    for layer in list(_instances):
+        layer._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

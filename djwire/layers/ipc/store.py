@@ -1,0 +1,532 @@
+"""The shared store: group memberships and named channels, in SQLite (WAL).
+
+Why SQLite: every process of the space reads and writes it without a server, a
+transaction is all-or-nothing even when its process is SIGKILLed halfway (the next
+reader finds the database as it was before), and the write lock is an ``fcntl``
+lock the kernel releases when its holder dies, so a killed process never leaves
+the others waiting. Reads (``group_send`` looking up the members) never wait for
+writers in WAL mode.
+
+Tables::
+
+    meta(key, value)                     "seq": a counter bumped by every membership change
+    groups(grp, version)                 the seq of the group's last membership change
+    members(grp, channel, token, deadline)   token: owning process ('' for named channels)
+    messages(id, channel, deadline, payload) named channels' queues, FIFO by id
+    listeners(channel, token)            processes waiting on a named channel (to wake)
+
+Deadlines are wall-clock milliseconds. Expired rows are ignored by every query and
+deleted lazily: a channel's expired messages when it is sent to, and, at most once
+per ``SWEEP_INTERVAL`` per process, up to ``SWEEP_BATCH`` expired messages and
+memberships anywhere (through the deadline indexes: no scans).
+
+Writes take the lock with ``BEGIN IMMEDIATE`` and no busy wait inside SQLite (which
+sleeps a millisecond or more): a busy store is retried from the event loop with
+short sleeps, up to ``lock_timeout``, then LayerUnavailable. The file's size is
+capped by ``max_store_size`` (``PRAGMA max_page_count``); a write that would pass
+it raises :class:`StoreFull`.
+
+A later "reliable named channel" (acknowledged after processing, redelivered if
+its taker dies) fits here as a lease: ``take`` marking rows with the taker's token
+instead of deleting them, an ``ack`` deleting them, and ``reclaim`` releasing a
+dead taker's leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from djwire.exceptions import LayerUnavailable
+
+from .space import private_file
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+#: Each process sweeps expired rows at most this often (seconds) ...
+SWEEP_INTERVAL = 1.0
+#: ... and at most this many of each kind per sweep, so a sweep stays short.
+SWEEP_BATCH = 1000
+#: Sleeps between attempts to take a busy write lock (seconds); the last repeats.
+_BACKOFF = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', 0);
+CREATE TABLE IF NOT EXISTS groups(grp TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS members(
+    grp TEXT NOT NULL, channel TEXT NOT NULL, token TEXT NOT NULL, deadline INTEGER NOT NULL,
+    PRIMARY KEY (grp, channel)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_group_token ON members(grp, token, deadline);
+CREATE INDEX IF NOT EXISTS members_by_token ON members(token);
+CREATE INDEX IF NOT EXISTS members_by_deadline ON members(deadline);
+CREATE TABLE IF NOT EXISTS messages(
+    id INTEGER PRIMARY KEY, channel TEXT NOT NULL, deadline INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_channel ON messages(channel, id);
+CREATE INDEX IF NOT EXISTS messages_by_deadline ON messages(deadline);
+CREATE TABLE IF NOT EXISTS listeners(
+    channel TEXT NOT NULL, token TEXT NOT NULL, PRIMARY KEY (channel, token)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS listeners_by_token ON listeners(token);
+"""
+
+
+class StoreFull(Exception):
+    """A write would take the store past ``max_store_size``."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class GroupView:
+    """A group's members as of membership ``version``, from one process's side."""
+
+    version: int
+    own: list[tuple[str, int]] = field(default_factory=list)  # (channel, deadline)
+    named: list[tuple[str, int]] = field(default_factory=list)
+    processes: dict[str, int] = field(default_factory=dict)  # token -> latest deadline
+    soonest: int = 0  # the earliest deadline of all: until then nothing above expires
+
+    def live(self, now: int) -> GroupView:
+        """This view without expired entries (itself while nothing has expired)."""
+        if now < self.soonest:
+            return self
+        own = [entry for entry in self.own if entry[1] > now]
+        named = [entry for entry in self.named if entry[1] > now]
+        processes = {token: dl for token, dl in self.processes.items() if dl > now}
+        return GroupView(self.version, own, named, processes, _soonest(own, named, processes))
+
+
+def _soonest(
+    own: list[tuple[str, int]], named: list[tuple[str, int]], processes: dict[str, int]
+) -> int:
+    # Processes' deadlines are the latest of their members': the members' own
+    # deadlines come first. Named channels are members like the others.
+    deadlines = [dl for _, dl in own] + [dl for _, dl in named] + list(processes.values())
+    return min(deadlines, default=_NEVER)
+
+
+_NEVER = 2**62
+
+
+@dataclass
+class Pushed:
+    """What :meth:`Store.push_many` did: which channels were full, whom to wake."""
+
+    full: list[str] = field(default_factory=list)
+    listeners: dict[str, list[str]] = field(default_factory=dict)  # channel -> tokens
+    expired: int = 0
+
+
+class Store:
+    """One SQLite connection to the space's store, shared by the threads of a process."""
+
+    def __init__(self, path: Path, max_store_size: int, lock_timeout: float) -> None:
+        self.path = path
+        self.max_store_size = max_store_size
+        self.lock_timeout = lock_timeout
+        self.swept = 0.0  # when this process last swept (monotonic)
+        self.expired_swept = 0  # expired messages found by sweeps, for the layer's stats
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = 0
+
+    # -- connection ----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        """The connection, opened on first use and again in a forked child (SQLite
+        connections must not cross a fork; the parent's is left alone)."""
+        connection = self._connection
+        if connection is not None and self._pid == os.getpid():
+            return connection
+        private_file(self.path)
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                # No fsync per commit: the store holds transient messages, and a
+                # process crash loses nothing committed (the OS has the pages).
+                "PRAGMA synchronous=NORMAL",
+                f"PRAGMA max_page_count={max(16, self.max_store_size // page_size)}",
+                f"PRAGMA journal_size_limit={min(self.max_store_size, 16 << 20)}",
+                "PRAGMA temp_store=MEMORY",
+            ):
+                self._retry_blocking(lambda p=pragma: connection.execute(p).fetchall())  # type: ignore[misc]
+            self._retry_blocking(lambda: self._create_schema(connection))
+        except sqlite3.DatabaseError as exc:
+            raise self._unavailable(exc) from exc
+        self._connection, self._pid = connection, os.getpid()
+        return connection
+
+    def _create_schema(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise LayerUnavailable(
+                f"The IPC layer store {self.path} was made by a newer djwire (schema "
+                f"{version}); use that version in every process, or remove the directory"
+            )
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            # Statement by statement: executescript() would commit the transaction
+            # first, and processes starting together must not create tables at once.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def _unavailable(self, exc: BaseException) -> LayerUnavailable:
+        return LayerUnavailable(f"The IPC layer store {self.path} cannot be used: {exc}")
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None and self._pid == os.getpid():
+                connection.close()
+
+    # -- transactions ----------------------------------------------------------------------
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one write transaction; wait (from the loop) while it is busy."""
+        deadline = time.monotonic() + self.lock_timeout
+        for delay in itertools.chain(_BACKOFF, itertools.repeat(_BACKOFF[-1])):
+            done, result = self._try_write(work)
+            if done:
+                return result  # type: ignore[return-value]
+            if time.monotonic() > deadline:
+                raise self._stuck()
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def write_now(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`write` for code that cannot await (teardown): waits by sleeping."""
+        deadline = time.monotonic() + self.lock_timeout
+        for delay in itertools.chain(_BACKOFF, itertools.repeat(_BACKOFF[-1])):
+            done, result = self._try_write(work)
+            if done:
+                return result  # type: ignore[return-value]
+            if time.monotonic() > deadline:
+                raise self._stuck()
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _try_write(self, work: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+        with self._lock:
+            connection = self._connect()
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _busy(exc):
+                    return False, None
+                raise self._unavailable(exc) from exc
+            try:
+                result = work(connection)
+                connection.execute("COMMIT")
+            except BaseException as exc:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _full(exc):
+                    raise StoreFull(str(self.path)) from exc
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise self._unavailable(exc) from exc
+                raise
+            return True, result
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one read transaction (a consistent snapshot). Readers do not
+        wait for writers in WAL mode; the rare busy moment (a crashed process's WAL
+        being recovered) is retried."""
+
+        def snapshot() -> T:
+            with self._lock:
+                connection = self._connect()
+                connection.execute("BEGIN")
+                try:
+                    return work(connection)
+                finally:
+                    if connection.in_transaction:
+                        connection.execute("COMMIT")
+
+        try:
+            return self._retry_blocking(snapshot)
+        except sqlite3.DatabaseError as exc:
+            raise self._unavailable(exc) from exc
+
+    def _retry_blocking(self, call: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.lock_timeout
+        for delay in itertools.chain(_BACKOFF, itertools.repeat(_BACKOFF[-1])):
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            if time.monotonic() > deadline:
+                raise self._stuck()
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _stuck(self) -> LayerUnavailable:
+        return LayerUnavailable(
+            f"The IPC layer store {self.path} stayed locked for lock_timeout="
+            f"{self.lock_timeout} s: a process holding it is stuck (stopped, or in a debugger)"
+        )
+
+    # -- named channels ------------------------------------------------------------------
+
+    def push_many(
+        self,
+        connection: sqlite3.Connection,
+        channels: Iterable[tuple[str, int]],
+        deadline: int,
+        payload: bytes,
+        now: int,
+    ) -> Pushed:
+        """Queue ``payload`` on each ``(channel, capacity)`` that has room."""
+        pushed = Pushed()
+        execute = connection.execute
+        for channel, capacity in channels:
+            pushed.expired += execute(
+                "DELETE FROM messages WHERE channel = ? AND deadline <= ?", (channel, now)
+            ).rowcount
+            (queued,) = execute(
+                "SELECT count(*) FROM messages WHERE channel = ?", (channel,)
+            ).fetchone()
+            if queued >= capacity:
+                pushed.full.append(channel)
+                continue
+            execute(
+                "INSERT INTO messages(channel, deadline, payload) VALUES (?, ?, ?)",
+                (channel, deadline, payload),
+            )
+            tokens = [
+                token
+                for (token,) in execute(
+                    "SELECT token FROM listeners WHERE channel = ?", (channel,)
+                )
+            ]
+            if tokens:
+                pushed.listeners[channel] = tokens
+        pushed.expired += self._maybe_sweep(connection, now)
+        return pushed
+
+    def has_messages(self, channel: str, now: int) -> bool:
+        def look(connection: sqlite3.Connection) -> bool:
+            (found,) = connection.execute(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE channel = ? AND deadline > ?)",
+                (channel, now),
+            ).fetchone()
+            return bool(found)
+
+        return self.read(look)
+
+    @staticmethod
+    def take(
+        connection: sqlite3.Connection, channel: str, count: int, now: int
+    ) -> tuple[list[bytes], int]:
+        """Remove and return up to ``count`` unexpired payloads, oldest first, and the
+        number of expired ones dropped on the way."""
+        expired = connection.execute(
+            "DELETE FROM messages WHERE channel = ? AND deadline <= ?", (channel, now)
+        ).rowcount
+        rows = connection.execute(
+            "DELETE FROM messages WHERE id IN "
+            "(SELECT id FROM messages WHERE channel = ? ORDER BY id LIMIT ?) "
+            "RETURNING id, payload",
+            (channel, count),
+        ).fetchall()
+        rows.sort()  # RETURNING gives no order
+        return [payload for _, payload in rows], expired
+
+    @staticmethod
+    def listen(connection: sqlite3.Connection, channel: str, token: str) -> None:
+        connection.execute(
+            "INSERT OR IGNORE INTO listeners(channel, token) VALUES (?, ?)", (channel, token)
+        )
+
+    @staticmethod
+    def unlisten(connection: sqlite3.Connection, channel: str, token: str) -> None:
+        connection.execute(
+            "DELETE FROM listeners WHERE channel = ? AND token = ?", (channel, token)
+        )
+
+    # -- groups ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _bump(connection: sqlite3.Connection, groups: Iterable[str]) -> int:
+        (version,) = connection.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"
+        ).fetchone()
+        connection.executemany(
+            "INSERT INTO groups(grp, version) VALUES (?, ?) "
+            "ON CONFLICT(grp) DO UPDATE SET version = excluded.version",
+            [(group, version) for group in groups],
+        )
+        return int(version)
+
+    def group_add(
+        self, connection: sqlite3.Connection, group: str, channel: str, token: str, deadline: int
+    ) -> int:
+        connection.execute(
+            "INSERT INTO members(grp, channel, token, deadline) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(grp, channel) DO UPDATE SET token = excluded.token, "
+            "deadline = excluded.deadline",
+            (group, channel, token, deadline),
+        )
+        version = self._bump(connection, (group,))
+        self._maybe_sweep(connection, now_ms())
+        return version
+
+    def group_discard(self, connection: sqlite3.Connection, group: str, channel: str) -> None:
+        removed = connection.execute(
+            "DELETE FROM members WHERE grp = ? AND channel = ?", (group, channel)
+        ).rowcount
+        if removed:
+            self._bump(connection, (group,))
+            self._forget_if_empty(connection, (group,))
+
+    @staticmethod
+    def _forget_if_empty(connection: sqlite3.Connection, groups: Iterable[str]) -> None:
+        connection.executemany(
+            "DELETE FROM groups WHERE grp = ? AND NOT EXISTS "
+            "(SELECT 1 FROM members WHERE members.grp = groups.grp)",
+            [(group,) for group in groups],
+        )
+
+    @staticmethod
+    def group_version(connection: sqlite3.Connection, group: str) -> int | None:
+        row = connection.execute("SELECT version FROM groups WHERE grp = ?", (group,)).fetchone()
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def group_view(
+        connection: sqlite3.Connection, group: str, token: str, now: int
+    ) -> GroupView | None:
+        """The group's members as ``token``'s process needs them, at the current version."""
+        row = connection.execute("SELECT version FROM groups WHERE grp = ?", (group,)).fetchone()
+        if row is None:
+            return None
+        view = GroupView(int(row[0]))
+        execute = connection.execute
+        view.processes = dict(
+            execute(
+                "SELECT token, max(deadline) FROM members WHERE grp = ? AND deadline > ? "
+                "GROUP BY token",
+                (group, now),
+            ).fetchall()
+        )
+        if token in view.processes:
+            view.own = execute(
+                "SELECT channel, deadline FROM members "
+                "WHERE grp = ? AND token = ? AND deadline > ?",
+                (group, token, now),
+            ).fetchall()
+        if "" in view.processes:
+            view.named = execute(
+                "SELECT channel, deadline FROM members "
+                "WHERE grp = ? AND token = '' AND deadline > ?",
+                (group, now),
+            ).fetchall()
+        view.soonest = _soonest(view.own, view.named, view.processes)
+        return view
+
+    @staticmethod
+    def group_channels(connection: sqlite3.Connection, group: str, now: int) -> list[str]:
+        return [
+            channel
+            for (channel,) in connection.execute(
+                "SELECT channel FROM members WHERE grp = ? AND deadline > ? ORDER BY deadline",
+                (group, now),
+            )
+        ]
+
+    # -- processes ---------------------------------------------------------------------------
+
+    @staticmethod
+    def tokens(connection: sqlite3.Connection) -> set[str]:
+        """Every process token the store mentions."""
+        rows = connection.execute(
+            "SELECT DISTINCT token FROM members WHERE token != '' "
+            "UNION SELECT DISTINCT token FROM listeners"
+        ).fetchall()
+        return {token for (token,) in rows}
+
+    def reclaim(self, connection: sqlite3.Connection, token: str) -> int:
+        """Forget a process that is gone: its memberships and its listening. Returns
+        how many memberships it had."""
+        groups = [
+            group
+            for (group,) in connection.execute(
+                "SELECT DISTINCT grp FROM members WHERE token = ?", (token,)
+            )
+        ]
+        removed = connection.execute("DELETE FROM members WHERE token = ?", (token,)).rowcount
+        connection.execute("DELETE FROM listeners WHERE token = ?", (token,))
+        if groups:
+            self._bump(connection, groups)
+            self._forget_if_empty(connection, groups)
+        return int(removed)
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    def _maybe_sweep(self, connection: sqlite3.Connection, now: int) -> int:
+        """Delete a batch of expired messages and memberships, at most once per
+        ``SWEEP_INTERVAL``; returns how many messages expired."""
+        clock = time.monotonic()
+        if clock - self.swept < SWEEP_INTERVAL:
+            return 0
+        self.swept = clock
+        expired = connection.execute(
+            "DELETE FROM messages WHERE id IN "
+            "(SELECT id FROM messages WHERE deadline <= ? ORDER BY deadline LIMIT ?)",
+            (now, SWEEP_BATCH),
+        ).rowcount
+        groups = {
+            group
+            for (group,) in connection.execute(
+                "DELETE FROM members WHERE (grp, channel) IN (SELECT grp, channel FROM members "
+                "WHERE deadline <= ? ORDER BY deadline LIMIT ?) RETURNING grp",
+                (now, SWEEP_BATCH),
+            ).fetchall()
+        }
+        if groups:
+            # No version bump: every view already leaves members out after their deadline.
+            self._forget_if_empty(connection, groups)
+        return int(expired)
+
+    @staticmethod
+    def flush(connection: sqlite3.Connection) -> None:
+        for table in ("members", "groups", "messages"):
+            connection.execute(f"DELETE FROM {table}")  # fixed table names
+        # Bump the counter (never reset it), so no cached view survives a flush.
+        connection.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq'")
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _full(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL

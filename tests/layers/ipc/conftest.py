@@ -81,13 +81,19 @@ class PeerProcess:
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def start(cls, space: Path, **options: Any) -> PeerProcess:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), DJANGO_SETTINGS_MODULE="tests.settings")
+    async def start(
+        cls, space: Path | None, env: dict[str, str] | None = None, **options: Any
+    ) -> PeerProcess:
+        """A peer on ``space`` (None: the default space of its settings module)."""
+        env = dict(
+            os.environ,
+            **{"PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})},
+        )
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "tests.layers.ipc.peer",
-            str(space),
+            str(space) if space is not None else "-",
             json.dumps(options),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -1,6 +1,6 @@
 """A process using the IPC layer, driven by a test over stdin/stdout (JSON lines).
 
-    python -m tests.layers.ipc.peer <space path> [layer option JSON]
+    python -m tests.layers.ipc.peer <space path, or - for the default> [layer option JSON]
 
 Each request is ``{"id": n, "op": ..., ...}`` and runs as its own task, so a
 pending receive does not hold up other requests; each reply is ``{"id": n,
@@ -114,6 +114,9 @@ class Peer:
     async def op_token(self) -> str:
         return self.layer.token
 
+    async def op_space(self) -> str:
+        return str(self.layer.space)
+
     # -- load -------------------------------------------------------------------------------
 
     async def op_send_checked(
@@ -180,7 +183,9 @@ class Peer:
 
 
 async def main(path: str, options: dict[str, Any]) -> None:
-    layer = IPCChannelLayer(path=path, **options)
+    if path != "-":  # "-": the default space of DJANGO_SETTINGS_MODULE
+        options["path"] = path
+    layer = IPCChannelLayer(**options)
     peer = Peer(layer)
     peer.reply(id=0, result="ready", token=layer.token, pid=os.getpid())
     loop = asyncio.get_running_loop()

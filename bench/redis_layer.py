@@ -175,12 +175,13 @@ def child(argv: list[str]) -> None:  # runs in the pinned child processes
 
 
 class Child:
-    """A pinned child process speaking JSON lines on stdout."""
+    """A pinned child process speaking JSON lines on stdout (``script``: the benchmark
+    whose ``_child`` roles it runs; bench/ipc_layer.py passes its own)."""
 
-    def __init__(self, cpu: str, *args: str) -> None:
+    def __init__(self, cpu: str, *args: str, script: str = __file__) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.process = subprocess.Popen(
-            ["taskset", "-c", cpu, sys.executable, __file__, "_child", *args],
+            ["taskset", "-c", cpu, sys.executable, script, "_child", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -127,6 +127,9 @@ class IPCChannelLayer(BaseChannelLayer):
         """This process's identity and state (again in a forked child)."""
         #: This layer instance's process token: names its channels and its inbox.
         self.token = secrets.token_hex(6)
+        # Every channel of this process, and no other, contains this (names have at
+        # most one "!", and new_channel() puts a "." before the token).
+        self._own_marker = f".{self.token}!"
         self.pid = os.getpid()
         self.channels = LocalChannels(self.expiry, self.get_capacity, self.stats)
         self.store = Store(
@@ -224,7 +227,7 @@ class IPCChannelLayer(BaseChannelLayer):
             self.stats.expired += 1
             return
         if kind == Kind.MESSAGE:
-            if owner_token(target) != self.token:
+            if self._own_marker not in target:
                 self._on_bad_frame("misdirected")
             elif not self.channels.offer(target, message):
                 self.channels.drop(target)
@@ -362,10 +365,10 @@ class IPCChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: Message) -> None:
         self.require_valid_channel_name(channel)
         check_message(message)
-        token = owner_token(channel)
-        if token == self.token:
+        if self._own_marker in channel:
             self.channels.put(channel, fast_copy(message))
             return
+        token = owner_token(channel)
         packed = frames.pack_message(message, self.limits.max_message_size)
         if token is not None:
             frame = frames.message_frame(channel, now_ms() + self._expiry_ms, packed)
@@ -401,21 +404,20 @@ class IPCChannelLayer(BaseChannelLayer):
         message = self.channels.take(channel)
         if message is not None:
             return message
-        token = owner_token(channel)
-        if token is None:
+        if self._own_marker in channel:
+            self._ensure_inbox()
+            return await self.channels.get(channel)
+        if "!" not in channel:
             return await self._receive_named(channel)
-        if token != self.token:
-            raise ValueError(
-                f"Channel {channel!r} belongs to another process (or layer instance); "
-                "only the layer whose new_channel() made it can receive from it"
-            )
-        self._ensure_inbox()
-        return await self.channels.get(channel)
+        raise ValueError(
+            f"Channel {channel!r} belongs to another process (or layer instance); "
+            "only the layer whose new_channel() made it can receive from it"
+        )
 
     def claim_receive(self, channel: str) -> asyncio.Future[Message]:
         """Like ``receive()`` but a plain future, for consumers of this process's own
         channels (see LocalChannels.claim): an idle consumer then costs no Task."""
-        if owner_token(channel) != self.token:
+        if self._own_marker not in channel:
             return asyncio.ensure_future(self.receive(channel))
         self._ensure_inbox()
         return self.channels.claim(channel)
@@ -545,7 +547,7 @@ class IPCChannelLayer(BaseChannelLayer):
     # -- direct sockets ------------------------------------------------------------------
 
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
-        if owner_token(channel) != self.token:
+        if self._own_marker not in channel:
             return False
         self.channels.attach(channel, socket)
         return True

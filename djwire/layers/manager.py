@@ -1,7 +1,18 @@
-"""Build channel layers from ``settings.CHANNEL_LAYERS``, lazily, once per alias."""
+"""Build channel layers from ``settings.CHANNEL_LAYERS``, lazily, once per alias.
+
+Without a ``CHANNEL_LAYERS`` setting there is no layer (``get_channel_layer()`` is
+None, as in Channels), except in processes run by djwire's own server and worker
+commands, which set ``DJWIRE_IPC_DEFAULT=1``: there the "default" alias is the IPC
+layer on the project's default shared space, so ``runserver``, ``runworker`` and
+``djwire serve --workers N`` of one project reach each other with nothing
+configured. docs/layers.md ("Without CHANNEL_LAYERS") explains why it is not
+everywhere.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from typing import Any
 
@@ -9,10 +20,15 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from djwire.exceptions import InvalidChannelLayerError
+from djwire.utils import IMPLICIT_IPC_LAYER_ENV
 
 from .base import BaseChannelLayer
 
+logger = logging.getLogger("djwire.layers")
+
 DEFAULT_CHANNEL_LAYER = "default"
+#: The backend of the implicit "default" alias (see the module docstring).
+IMPLICIT_BACKEND = "djwire.layers.ipc.IPCChannelLayer"
 
 #: Keys of a CHANNEL_LAYERS entry that djwire understands.
 KNOWN_KEYS = frozenset({"BACKEND", "CONFIG", "TEST_CONFIG", "ROUTING"})
@@ -24,18 +40,26 @@ class ChannelLayerManager:
     def __init__(self) -> None:
         self.backends: dict[str, BaseChannelLayer] = {}
         self._lock = threading.Lock()
+        self._implicit: dict[str, dict[str, Any]] | None = None
         setting_changed.connect(self._reset_backends)
 
     def _reset_backends(self, setting: str, **kwargs: Any) -> None:
         if setting == "CHANNEL_LAYERS":
             self.backends = {}
+            self._implicit = None
 
     @property
     def configs(self) -> dict[str, dict[str, Any]]:
         # Read at call time, never at import time, so settings may change in tests.
         from django.conf import settings
 
-        return getattr(settings, "CHANNEL_LAYERS", {}) or {}
+        if hasattr(settings, "CHANNEL_LAYERS"):  # set, even to {}: exactly that
+            return settings.CHANNEL_LAYERS or {}
+        if os.environ.get(IMPLICIT_IPC_LAYER_ENV) != "1":
+            return {}
+        if self._implicit is None:
+            self._implicit = implicit_configs()
+        return self._implicit
 
     def make_backend(self, name: str) -> BaseChannelLayer:
         """A new layer instance for alias ``name`` from its CONFIG."""
@@ -93,6 +117,26 @@ class ChannelLayerManager:
         else:
             self.backends[key] = layer
         return old
+
+
+def implicit_configs() -> dict[str, dict[str, Any]]:
+    """The implicit "default" alias: the IPC layer on the project's default space, if
+    that space can be used here; else none (a project that worked without a layer
+    keeps working without one), with a warning saying why."""
+    try:
+        from .ipc import space
+
+        path = space.resolve(None, None)
+        space.prepare(path)
+    except (InvalidChannelLayerError, OSError) as exc:
+        logger.warning(
+            "CHANNEL_LAYERS is not set, and the IPC channel layer djwire would use "
+            "instead cannot be: %s. Running without a channel layer.",
+            exc,
+        )
+        return {}
+    logger.info("CHANNEL_LAYERS is not set: using the IPC channel layer in %s", path)
+    return {DEFAULT_CHANNEL_LAYER: {"BACKEND": IMPLICIT_BACKEND}}
 
 
 channel_layers = ChannelLayerManager()

@@ -13,6 +13,7 @@ from djwire import __version__
 from djwire.server.config import Config, LogLevel
 from djwire.server.logs import configure_logging
 from djwire.server.options import convert, field_names, parse_assignment
+from djwire.utils import implicit_ipc_layer
 
 __all__ = ["build_parser", "configure_logging", "main", "options_from_args"]
 
@@ -254,7 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config)
     from djwire.server.run import run_config
 
-    return run_config(config, explicit=frozenset(options))
+    # A Django project without CHANNEL_LAYERS gets the IPC layer in every worker
+    # process (they inherit the environment), so groups span them (djwire.utils).
+    with implicit_ipc_layer():
+        return run_config(config, explicit=frozenset(options))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -57,21 +57,20 @@ def base_directory() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def project_name() -> str:
-    """The default name: the settings module's top-level package, and a hash of the
-    module's name and where that package is.
+def project_name(module: str | None = None) -> str:
+    """The default name for settings ``module`` (by default, the one in use): the
+    module's top-level package, and a hash of the module's name and where that
+    package is.
 
     Raises InvalidChannelLayerError when Django settings were not loaded from a module
     (``settings.configure()``): then there is nothing project-specific to go by.
     """
-    module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
-    try:
+    if module is None:
         from django.conf import settings
 
+        module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
         if settings.configured:
             module = getattr(settings, "SETTINGS_MODULE", None) or module
-    except ImportError:  # pragma: no cover - Django is a dependency
-        pass
     if not module:
         raise InvalidChannelLayerError(
             "IPCChannelLayer derives its shared space from DJANGO_SETTINGS_MODULE, which is "

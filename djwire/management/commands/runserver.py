@@ -30,6 +30,7 @@ from django.utils import autoreload
 from djwire.server.cli import assignment
 from djwire.server.config import Config
 from djwire.server.options import COMMAND_LINE_ONLY, field_names, with_project_settings
+from djwire.utils import implicit_ipc_layer
 
 BIND_ERRORS = {
     errno.EACCES: "You don't have permission to access that port.",
@@ -81,7 +82,10 @@ class Command(StaticfilesRunserverCommand):
         if options.get("use_asgi", True):
             # Checked here, before the autoreloader starts, so a mistake is one error.
             self.server_config("", "127.0.0.1", 0, options)
-        super().handle(*args, **options)
+        # Without CHANNEL_LAYERS, this server (the autoreloader's child too) and the
+        # project's runworker share the IPC layer; see djwire.layers.manager.
+        with implicit_ipc_layer():
+            super().handle(*args, **options)
 
     def server_config(self, app: Any, host: str, port: int, options: dict[str, Any]) -> Config:
         """Development defaults, then DJWIRE_SERVER, then this command's options."""

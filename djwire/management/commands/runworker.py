@@ -10,6 +10,7 @@ from django.core.management.base import CommandParser
 
 from djwire.layers import DEFAULT_CHANNEL_LAYER, get_channel_layer
 from djwire.routing import get_default_application
+from djwire.utils import implicit_ipc_layer
 from djwire.worker import Worker
 
 logger = logging.getLogger("djwire.worker")
@@ -33,7 +34,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Without CHANNEL_LAYERS, workers share the IPC layer with the project's
+        # runserver or djwire serve (see djwire.layers.manager).
+        with implicit_ipc_layer():
+            self.run_worker(options)
 
+    def run_worker(self, options: dict[str, Any]) -> None:
         layer = get_channel_layer(options["layer"])
         if layer is None:
             raise CommandError("You do not have any CHANNEL_LAYERS configured.")

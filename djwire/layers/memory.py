@@ -16,6 +16,8 @@ from .base import BaseChannelLayer, Message
 from .direct import DirectSocket, socket_payload, write_to_sockets
 from .groups import Groups
 from .local import LocalChannels, fast_copy
+from .queue_types import DeadLetter, Delivery
+from .queues import DEFAULT_MAX_DEAD_LETTERS, LocalQueues
 
 
 def check_message(message: object) -> None:
@@ -28,7 +30,7 @@ def check_message(message: object) -> None:
 class InMemoryChannelLayer(BaseChannelLayer):
     """A channel layer held in this process's memory."""
 
-    extensions: ClassVar[list[str]] = ["groups", "flush"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
 
     def __init__(
         self,
@@ -36,12 +38,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
         group_expiry: float = 86400,
         capacity: int = 100,
         channel_capacity: Mapping[str | re.Pattern[str], int] | None = None,
+        max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS,
         **kwargs: Any,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = group_expiry
         self.channels = LocalChannels(expiry, self.get_capacity, self.stats)
         self.groups = Groups(group_expiry)
+        self.queues = LocalQueues(self.channels, self.stats, max_dead_letters)
 
     # -- channels -------------------------------------------------------------------
 
@@ -72,6 +76,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def flush(self) -> None:
         self.channels.clear()
         self.groups.clear()
+        self.queues.clear()
 
     async def close(self) -> None:
         """Nothing to release; kept for the contract."""
@@ -96,6 +101,40 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         check_message(message)
         deliver_to_local(self, self.groups.members(group), message)
+
+    # -- named channels as work queues --------------------------------------------------
+
+    async def take(
+        self, channel: str, count: int = 1, *, lease: float | None = None
+    ) -> list[Delivery]:
+        self.require_valid_channel_name(channel)
+        return await self.queues.take(channel, count, lease)
+
+    async def ack(self, channel: str, tags: list[str]) -> None:
+        self.queues.ack(channel, tags)
+
+    async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
+        return self.queues.retry(channel, tag, delay)
+
+    async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
+        return self.queues.dead_letter(channel, tag, reason)
+
+    async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
+        self.require_valid_channel_name(channel)
+        return self.queues.dead_letters(channel, limit)
+
+    async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        self.require_valid_channel_name(channel)
+        return self.queues.replay_dead_letters(channel, ids)
+
+    async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        self.require_valid_channel_name(channel)
+        return self.queues.discard_dead_letters(channel, ids)
+
+    async def send_later(self, channel: str, message: Message, delay: float) -> None:
+        self.require_valid_channel_name(channel)
+        check_message(message)
+        self.queues.send_later(channel, message, delay)
 
     # -- direct sockets ----------------------------------------------------------------
 

@@ -15,9 +15,10 @@ code written for Channels work unchanged; djwire adds three optional abilities:
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -72,6 +73,43 @@ class LayerStats:
     lost_in_outage: int = 0  # accepted but lost while the backing service was down
     direct_deliveries: int = 0  # websocket.send written straight to a socket
     extra: dict[str, int] = field(default_factory=dict)
+
+    def add(self, counter: str, amount: int = 1) -> int:
+        """Add to ``counter`` (a field above, or else a key of ``extra``); the new total."""
+        if counter in _STATS_FIELDS:
+            total: int = getattr(self, counter) + amount
+            setattr(self, counter, total)
+        else:
+            total = self.extra.get(counter, 0) + amount
+            self.extra[counter] = total
+        return total
+
+
+_STATS_FIELDS = frozenset({"dropped_full", "expired", "lost_in_outage", "direct_deliveries"})
+
+#: A kind of loss is logged the first time and then every LOG_EVERY-th time, so a
+#: flood of drops costs a counter each, not a log line each.
+LOG_EVERY = 1000
+
+
+def count_loss(
+    stats: LayerStats, counter: str, log: logging.Logger, text: str, *args: object
+) -> None:
+    """Count one lost message in ``stats`` and log ``text`` sparingly (see LOG_EVERY).
+
+    ``text``'s last placeholder is a ``%d`` for the total so far.
+    """
+    total = stats.add(counter)
+    if total == 1 or total % LOG_EVERY == 0:
+        log.warning(text, *args, total)
+
+
+def check_message(message: object) -> None:
+    """Refuse what no layer may carry: a non-dict, or the reserved routing key."""
+    if not isinstance(message, dict):
+        raise TypeError(f"A channel layer message must be a dict, not {type(message).__name__}")
+    if "__asgi_channel__" in message:
+        raise ValueError("A message must not contain the reserved key '__asgi_channel__'")
 
 
 class BaseChannelLayer:
@@ -189,6 +227,16 @@ class BaseChannelLayer:
 
     async def receive(self, channel: str) -> Message:
         raise NotImplementedError("receive() should be implemented in a channel layer")
+
+    def claim_receive(self, channel: str) -> Awaitable[Message]:
+        """The next message for ``channel``, as consumers wait for it.
+
+        By default simply ``receive(channel)``. Layers with process-local queues
+        return a plain future instead, so an idle consumer costs no Task; unlike a
+        cancelled ``receive()``, a cancelled claim may lose the message it was
+        about to get, which is fine for a consumer that is ending.
+        """
+        return self.receive(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         raise NotImplementedError("new_channel() should be implemented in a channel layer")

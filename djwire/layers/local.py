@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -28,11 +27,6 @@ from djwire.exceptions import ChannelFull
 
 from .base import LayerStats, Message
 from .direct import DirectSocket
-
-logger = logging.getLogger("djwire.layers")
-
-#: After this many drops, a layer logs again (first drop is always logged).
-_DROP_LOG_EVERY = 1000
 
 
 class _Queue:
@@ -150,18 +144,6 @@ class LocalChannels:
                 del waiters[index]
             return True
         return False
-
-    def drop(self, channel: str, reason: str = "full") -> None:
-        """Count (and log, sparingly) a message that could not be queued."""
-        self.stats.dropped_full += 1
-        count = self.stats.dropped_full
-        if count == 1 or count % _DROP_LOG_EVERY == 0:
-            logger.warning(
-                "Dropped a group message for %s (%s); %d dropped so far in this process",
-                channel,
-                reason,
-                count,
-            )
 
     # -- receiving ------------------------------------------------------------------
 
@@ -367,26 +349,3 @@ class LocalChannels:
             dropped += 1
         if dropped:
             self.stats.expired += dropped
-
-
-def fast_copy(value: Any) -> Any:
-    """A deep copy of JSON/msgpack-like data, ~10x faster than ``copy.deepcopy``.
-
-    Containers are rebuilt; immutable leaves are shared; anything else falls back
-    to ``copy.deepcopy`` so odd values still get copy semantics.
-    """
-    kind = type(value)
-    if kind is dict:
-        return {key: fast_copy(item) for key, item in value.items()}
-    if kind is list:
-        return [fast_copy(item) for item in value]
-    if kind in _IMMUTABLE:
-        return value
-    if kind is tuple:
-        return tuple(fast_copy(item) for item in value)
-    import copy
-
-    return copy.deepcopy(value)
-
-
-_IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})

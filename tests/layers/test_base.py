@@ -88,3 +88,65 @@ def test_losses_are_counted_every_time_and_logged_sparingly(
         f"Dropped one for ch; {2 * LOG_EVERY} so far",
         "Skipped one; 1 so far",
     ]
+
+
+# -- names: Channels 4.2+'s API -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "check, kind",
+    [
+        (BaseChannelLayer().require_valid_channel_name, "Channel"),
+        (BaseChannelLayer().require_valid_group_name, "Group"),
+    ],
+)
+@pytest.mark.parametrize("name", ["a" * 101, "¯\\_(ツ)_/¯", 42])
+def test_a_bad_names_error_carries_invalid_name_error(check: Any, kind: str, name: Any) -> None:
+    expected = BaseChannelLayer.invalid_name_error.format(kind)
+    with pytest.raises(TypeError, match=expected) as raised:  # as projects' tests match it
+        check(name)
+    assert str(raised.value).startswith(expected)
+
+
+def test_invalid_name_error_is_channels_text() -> None:
+    assert BaseChannelLayer.invalid_name_error.format("Group") == (
+        "Group name must be a valid unicode string with length < 100 containing only "
+        "ASCII alphanumerics, hyphens, underscores, or periods."
+    )
+
+
+def test_a_subclass_may_reword_invalid_name_error() -> None:
+    class Terse(BaseChannelLayer):
+        invalid_name_error = "bad {} name."
+
+    with pytest.raises(TypeError, match=r"^bad Channel name"):
+        Terse().require_valid_channel_name("no spaces allowed")
+
+
+@pytest.mark.parametrize(
+    "method, good, replacement",
+    [
+        ("valid_channel_name", "valid-channel", "require_valid_channel_name"),
+        ("valid_group_name", "valid-group", "require_valid_group_name"),
+    ],
+)
+def test_deprecated_name_checks_still_work_and_warn(
+    method: str, good: str, replacement: str
+) -> None:
+    check = getattr(BaseChannelLayer(), method)
+    with pytest.warns(DeprecationWarning, match=f"{method} is deprecated") as warned:
+        assert check(good) is True
+    assert f"use {replacement} instead" in str(warned[0].message)
+    assert warned[0].filename == __file__  # points at the caller, not at djwire
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError):
+        check("¯\\_(ツ)_/¯")
+
+
+def test_require_valid_names_do_not_warn() -> None:
+    import warnings
+
+    layer = BaseChannelLayer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert layer.require_valid_channel_name("fine.channel!abc")
+        assert layer.require_valid_group_name("fine-group")

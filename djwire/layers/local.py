@@ -57,6 +57,10 @@ def _prune(queue: _Queue) -> None:
         queue.waiters = [entry for entry in waiters if not entry[0].done()] or None
 
 
+def _is_waited_on(queue: _Queue) -> bool:
+    return queue.socket is not None or any(not waiter.done() for waiter, _ in queue.waiters or ())
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -88,8 +92,31 @@ class LocalChannels:
     def __contains__(self, channel: str) -> bool:
         return channel in self._queues
 
-    def channels(self) -> Iterator[str]:
-        return iter(self._queues)
+    # -- reading, for tests and introspection (never on the hot path) -----------------
+
+    def live(self) -> Iterator[str]:
+        """Channels holding unexpired messages, or with a receiver waiting (or a socket
+        attached). Reads only: expired messages are left for ``sweep()``."""
+        now = self.clock()
+        for channel, queue in list(self._queues.items()):
+            if self._pending(queue, now) or _is_waited_on(queue):
+                yield channel
+
+    def pending(self, channel: str) -> int | None:
+        """How many unexpired messages ``channel`` holds; None if it is not live."""
+        queue = self._queues.get(channel)
+        if queue is None:
+            return None
+        count = self._pending(queue, self.clock())
+        if count or _is_waited_on(queue):
+            return count
+        return None
+
+    @staticmethod
+    def _pending(queue: _Queue, now: float) -> int:
+        # Not a bisect: a message given back by a cancelled receiver sits at the head
+        # with a fresh deadline, so deadlines are not quite ordered.
+        return sum(1 for deadline, _ in queue.items or () if deadline > now)
 
     # -- sending ------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from .delivery import deliver_to_local, send_local
 from .direct import DirectSocket
 from .groups import Groups
 from .local import LocalChannels
+from .views import ChannelsView, GroupsView
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -36,6 +37,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self.group_expiry = group_expiry
         self.queues = LocalChannels(expiry, self.get_capacity, self.stats)
         self.memberships = Groups(group_expiry)
+        #: Read-only, Channels-shaped views for tests: ``channel -> queue`` and
+        #: ``group -> {channel: join time}`` (see :mod:`djwire.layers.views`).
+        self.channels = ChannelsView(self.queues)
+        self.groups = GroupsView(self.memberships)
 
     # -- channels -------------------------------------------------------------------
 

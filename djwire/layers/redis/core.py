@@ -123,6 +123,9 @@ class RedisChannelLayer(BaseChannelLayer):
             restart_grace=restart_grace,
         )
         nodes = parse_hosts(hosts)  # type: ignore[arg-type]
+        #: How many ``hosts`` entries (shards, or Cluster seeds) there are, as in
+        #: channels_redis.
+        self.ring_size = len(nodes)
         self.router: Router
         if cluster:
             if not all(isinstance(node, StaticNode) for node in nodes):
@@ -158,6 +161,30 @@ class RedisChannelLayer(BaseChannelLayer):
 
     def __repr__(self) -> str:
         return f"<RedisChannelLayer prefix={self.prefix!r} token={self.token}>"
+
+    # -- channels_redis's public names ------------------------------------------------
+
+    @property
+    def client_prefix(self) -> str:
+        """The part of this process's channel names before the ``!`` (channels_redis's
+        name for it; djwire calls it the token)."""
+        return self.token
+
+    async def close_pools(self) -> None:
+        """channels_redis's name for :meth:`close`, which many test teardowns call."""
+        await self.close()
+
+    async def wait_received(self) -> None:
+        """Returns at once: nothing is left to finish after a receive (channels_redis
+        waits for its clean-up tasks here; a djwire take is confirmed by the next)."""
+
+    def serialize(self, message: Message) -> bytes:
+        """A message as stored in Redis (with ``serializer_format`` and the keys)."""
+        return self.serializer.dumps(message)
+
+    def deserialize(self, data: bytes) -> Message:
+        """Inverse of :meth:`serialize`."""
+        return self.serializer.loads(envelope.unpack_payload(data))
 
     # -- plumbing -------------------------------------------------------------------------
 

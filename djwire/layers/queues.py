@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import LayerStats, Message
-from .local import LocalChannels, fast_copy
+from .delivery import fast_copy
+from .local import LocalChannels
 from .queue_types import DeadLetter, Delivery, check_delay, require_named
 
 logger = logging.getLogger("djwire.layers")

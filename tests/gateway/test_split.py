@@ -1,0 +1,262 @@
+"""Gateway mode for real: gateways and workers in separate processes over a real Redis.
+
+Two gateways (``djwire serve --gateway``) hold the sockets; three workers
+(``manage.py runworker --connections``) run the consumers. Workers are restarted
+and killed while 50 clients chat; no socket may close and no message may be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.processes import PYTHON, ROOT, Process, answers_http, log_says
+from tests.support.redis_servers import RedisServer, free_port
+
+TIMEOUT = 20
+SETTINGS = "tests.gateway.project.settings"
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+class Deployment:
+    """Gateways and workers of one project, sharing one Redis."""
+
+    def __init__(self, redis: RedisServer, logs: Path, settings: str = SETTINGS) -> None:
+        self.logs = logs
+        self.env = {
+            **__import__("os").environ,
+            "DJANGO_SETTINGS_MODULE": settings,
+            "DJWIRE_TEST_REDIS": redis.url,
+            "DJWIRE_TEST_DB": str(logs / "db.sqlite3"),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("CI_PYTEST_XDIST", None)
+        self.gateways: list[tuple[Process, int]] = []
+        self.workers: list[Process] = []
+        self._count = 0
+
+    def _log(self, name: str) -> Path:
+        self._count += 1
+        return self.logs / f"{self._count:02d}-{name}.log"
+
+    def gateway(self) -> int:
+        port = free_port()
+        command = [PYTHON, "-m", "djwire", "serve", "--gateway"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        url = f"http://127.0.0.1:{port}/hello/"
+        process = Process(command, self.env, self._log("gateway"), answers_http(url)).start()
+        self.gateways.append((process, port))
+        return port
+
+    def worker(self, *args: str, wait: bool = True) -> Process:
+        command = [PYTHON, "-m", "django", "runworker", "--noreload", *args]
+        ready = log_says("taking connections") if "--connections" in args else log_says("Running")
+        process = Process(command, self.env, self._log("worker"), ready).start(wait=wait)
+        self.workers.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in self.workers:
+            process.terminate()
+        for process, _ in self.gateways:
+            process.terminate()
+
+    def logs_text(self) -> str:
+        return "\n".join(
+            f"== {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted(self.logs.glob("*.log"))
+        )
+
+
+@pytest.fixture
+def deployment(redis: RedisServer, tmp_path: Path) -> Iterator[Deployment]:
+    redis.command("FLUSHALL")
+    deployed = Deployment(redis, tmp_path)
+    try:
+        yield deployed
+    finally:
+        deployed.stop()
+
+
+class ChatClient:
+    def __init__(self, name: str, socket: ClientConnection) -> None:
+        self.name = name
+        self.socket = socket
+        self.received: list[dict[str, Any]] = []
+        self.closed: str | None = None
+
+    async def read(self) -> None:
+        try:
+            async for frame in self.socket:
+                self.received.append(json.loads(frame))
+        except Exception as exc:  # pragma: no cover - reported by the test
+            self.closed = repr(exc)
+        else:
+            self.closed = f"closed {self.socket.close_code}"
+
+
+async def chat_session(
+    ports: list[int], clients: int, rounds: int, during: Any, pause: float = 0.25
+) -> tuple[list[ChatClient], int]:
+    """``clients`` clients over ``ports`` chat in one room; each sends one message per
+    round while ``during()`` runs (in a thread); returns the clients and messages sent."""
+    chatters = []
+    for n in range(clients):
+        port = ports[n % len(ports)]
+        socket = await connect(
+            f"ws://127.0.0.1:{port}/chat/lobby/?c{n}", open_timeout=TIMEOUT, ping_interval=None
+        )
+        chatters.append(ChatClient(f"c{n}", socket))
+    readers = [asyncio.ensure_future(chatter.read()) for chatter in chatters]
+    # One message each, so every member is certainly in the group before the session.
+    sent = 0
+    for chatter in chatters:
+        await chatter.socket.send(json.dumps({"text": f"{chatter.name}-hello"}))
+        sent += 1
+    await _until(lambda: all(len(c.received) >= sent for c in chatters), TIMEOUT * 3)
+    background = asyncio.ensure_future(asyncio.to_thread(during))
+    for round_number in range(rounds):
+        for chatter in chatters:
+            await chatter.socket.send(json.dumps({"text": f"{chatter.name}-{round_number}"}))
+            sent += 1
+        await asyncio.sleep(pause)
+    await background
+    await _until(lambda: all(len(c.received) >= sent for c in chatters), TIMEOUT * 3)
+    for chatter in chatters:
+        await chatter.socket.close()
+    await asyncio.gather(*readers, return_exceptions=True)
+    return chatters, sent
+
+
+async def _until(condition: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+def test_50_clients_chat_through_2_gateways_while_every_worker_restarts(
+    deployment: Deployment,
+) -> None:
+    ports = [deployment.gateway(), deployment.gateway()]
+    workers = [deployment.worker("--connections") for _ in range(3)]
+
+    def rolling_restart() -> None:
+        for old in workers:
+            deployment.worker("--connections")
+            assert old.terminate() == 0, old.log_tail()
+
+    chatters, sent = asyncio.run(chat_session(ports, 50, rounds=12, during=rolling_restart))
+    problems = []
+    for chatter in chatters:
+        if chatter.closed not in (None, "closed 1000"):
+            problems.append(f"{chatter.name}: {chatter.closed}")
+        texts = sorted(message["text"] for message in chatter.received)
+        if len(texts) != sent or len(set(texts)) != sent:
+            problems.append(
+                f"{chatter.name} got {len(texts)} ({len(set(texts))} distinct) of {sent}"
+            )
+        seen = [message["seen"] for message in chatter.received]
+        if seen != list(range(1, len(seen) + 1)):
+            problems.append(f"{chatter.name}: its consumer's counter went {seen[:5]}...")
+    assert not problems, "\n".join(problems[:10]) + "\n" + deployment.logs_text()
+    # The connections really moved: each stopped worker handed some back.
+    gateway_logs = "".join(process.log() for process, _ in deployment.gateways)
+    assert gateway_logs.count("back; moving it") >= 3, deployment.logs_text()
+    print(
+        f"{sent} messages x {len(chatters)} clients; {gateway_logs.count('back; moving it')} moves"
+    )
+
+
+def test_a_killed_worker_leaves_every_socket_open_and_the_chat_goes_on(
+    deployment: Deployment,
+) -> None:
+    port = deployment.gateway()
+    victim = deployment.worker("--connections")
+    deployment.worker("--connections")
+
+    async def session() -> tuple[list[ChatClient], float]:
+        chatters = []
+        for n in range(10):
+            socket = await connect(f"ws://127.0.0.1:{port}/chat/kill/?k{n}", open_timeout=TIMEOUT)
+            chatters.append(ChatClient(f"k{n}", socket))
+        readers = [asyncio.ensure_future(chatter.read()) for chatter in chatters]
+        for chatter in chatters:
+            await chatter.socket.send(json.dumps({"text": f"{chatter.name}-before"}))
+        await _until(lambda: all(len(c.received) >= 10 for c in chatters), TIMEOUT)
+        victim.kill()
+        killed = time.monotonic()
+        for chatter in chatters:
+            await chatter.socket.send(json.dumps({"text": f"{chatter.name}-after"}))
+        await _until(lambda: all(len(c.received) >= 20 for c in chatters), TIMEOUT)
+        moved_in = time.monotonic() - killed
+        for chatter in chatters:
+            await chatter.socket.close()
+        await asyncio.gather(*readers, return_exceptions=True)
+        return chatters, moved_in
+
+    chatters, moved_in = asyncio.run(session())
+    for chatter in chatters:
+        assert chatter.closed == "closed 1000", deployment.logs_text()
+        texts = {message["text"] for message in chatter.received}
+        expected = {f"k{n}-{when}" for n in range(10) for when in ("before", "after")}
+        assert expected <= texts, (chatter.name, sorted(expected - texts), deployment.logs_text())
+    print(f"chat resumed {moved_in:.2f}s after the SIGKILL")
+
+
+def _fetch(url: str, data: bytes | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    request = urllib.request.Request(url, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, response.getheaders(), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.items(), error.read()
+
+
+def test_a_django_view_through_a_gateway_answers_as_in_process(
+    deployment: Deployment,
+) -> None:
+    port = deployment.gateway()
+    deployment.worker("--connections")
+    in_process_port = free_port()
+    command = [PYTHON, "-m", "djwire", "serve", "tests.gateway.project.asgi:application"]
+    command += ["--host", "127.0.0.1", "--port", str(in_process_port), "--no-access-log"]
+    url = f"http://127.0.0.1:{in_process_port}/hello/"
+    direct = Process(command, deployment.env, deployment.logs / "direct.log", answers_http(url))
+    direct.start()
+    try:
+        for path, body in (("/hello/?q=1", None), ("/reverse/", b"abc" * 10000), ("/nope/", None)):
+            via_gateway = _fetch(f"http://127.0.0.1:{port}{path}", body)
+            in_process = _fetch(f"http://127.0.0.1:{in_process_port}{path}", body)
+            assert via_gateway[0] == in_process[0]
+            assert via_gateway[2] == in_process[2]
+            skip = {"date"}
+            assert sorted((k.lower(), v) for k, v in via_gateway[1] if k.lower() not in skip) == (
+                sorted((k.lower(), v) for k, v in in_process[1] if k.lower() not in skip)
+            )
+    finally:
+        direct.terminate()
+
+
+def test_without_workers_the_gateway_answers_503(deployment: Deployment) -> None:
+    port = deployment.gateway()
+    time.sleep(2.5)  # past the start-up grace
+    status, _, body = _fetch(f"http://127.0.0.1:{port}/hello/")
+    assert status == 503
+    assert b"runworker --connections" in body

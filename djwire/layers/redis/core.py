@@ -51,16 +51,18 @@ from ..base import BaseChannelLayer, Message, check_message, count_loss
 from ..delivery import count_dropped, deliver_to_local, offer_local, send_local
 from ..direct import DirectSocket
 from ..local import LocalChannels
+from ..queue_types import DeadLetter, Delivery
 from . import envelope, scripts
 from .accounting import LossLedger, OutageMonitor
 from .cluster import ClusterRouter, Router, ShardRouter
 from .config import Limits, parse_hosts
 from .envelope import Kind
-from .feeds import Feed
+from .feeds import Feed, Take
 from .loops import PerLoop
 from .membership import MembershipMirror
 from .nodes import Node, StaticNode
-from .pipe import CommandPipe, PushBuilder, ServerInfo
+from .pipe import LOADED_SCRIPTS, CommandPipe, PushBuilder, ServerInfo
+from .queues import RedisQueues
 from .serializers import make_serializer
 from .sharding import Keys, owner_token
 from .subscriber import Subscriber
@@ -77,7 +79,7 @@ def _now_ms() -> int:
 class RedisChannelLayer(BaseChannelLayer):
     """A channel layer over Redis; see the module docstring."""
 
-    extensions: ClassVar[list[str]] = ["groups", "flush"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class RedisChannelLayer(BaseChannelLayer):
         poll_interval: float = Limits.poll_interval,
         health_check_interval: float = Limits.health_check_interval,
         restart_grace: float = Limits.restart_grace,
+        max_dead_letters: int = Limits.max_dead_letters,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         if group_expiry <= 0:
@@ -121,6 +124,7 @@ class RedisChannelLayer(BaseChannelLayer):
             poll_interval=poll_interval,
             health_check_interval=health_check_interval,
             restart_grace=restart_grace,
+            max_dead_letters=max_dead_letters,
         )
         nodes = parse_hosts(hosts)  # type: ignore[arg-type]
         #: How many ``hosts`` entries (shards, or Cluster seeds) there are, as in
@@ -158,6 +162,8 @@ class RedisChannelLayer(BaseChannelLayer):
         self._run_ids: dict[str, str] = {}
         self._restarted: dict[str, float] = {}  # node -> when we saw it had restarted
         self._needs_restore: set[str] = set()
+        #: Named channels as work queues: take with leases, delays, dead letters.
+        self.named_queues = RedisQueues(self)
 
     def __repr__(self) -> str:
         return f"<RedisChannelLayer prefix={self.prefix!r} token={self.token}>"
@@ -217,7 +223,7 @@ class RedisChannelLayer(BaseChannelLayer):
             if text.startswith(("MOVED", "ASK")):
                 await self.router.refresh(self.limits.connect_timeout)
             elif text.startswith("NOSCRIPT"):
-                for script in scripts.ALL:  # someone ran SCRIPT FLUSH
+                for script in LOADED_SCRIPTS:  # someone ran SCRIPT FLUSH
                     pipe.call(script.load()).add_done_callback(_ignore_result)
             elif text.startswith(("READONLY", "MASTERDOWN", "LOADING", "TRYAGAIN")):
                 # Failover or restart in progress: reconnect (Sentinel asks again).
@@ -256,7 +262,8 @@ class RedisChannelLayer(BaseChannelLayer):
             # Fresh server: it may have lost groups a moment ago even if this
             # process never saw it before; give members time to re-register.
             self._restarted[node] = time.monotonic() - age
-        if previous is not None and previous != info.run_id:
+        restarted = previous is not None and previous != info.run_id
+        if restarted:
             self.stats.extra["redis_restarts"] = self.stats.extra.get("redis_restarts", 0) + 1
             logger.warning(
                 "Redis at %s restarted: messages it held are lost (receivers count them); "
@@ -268,6 +275,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if node in self._needs_restore:
             self._needs_restore.discard(node)
             self._restore_memberships(pipe)
+        self.named_queues.on_connect(pipe, restarted)
 
     def _restore_memberships(self, pipe: CommandPipe) -> None:
         restored = 0
@@ -456,6 +464,9 @@ class RedisChannelLayer(BaseChannelLayer):
             self._deliver_named(channel, items)
 
         key = self.keys.channel(channel)
+        # The queues' take: it also moves due delayed messages and overdue leases
+        # to the list, so plain receivers get those too.
+        take, idle_wait = self.named_queues.feed_take(channel, self.keys.taken(key, self.token))
         return self._start_feed(
             name=f"channel {channel}",
             tag=self.keys.channel_tag(channel),
@@ -464,6 +475,8 @@ class RedisChannelLayer(BaseChannelLayer):
             deliver=deliver,
             batch_size=batch_size,
             wanted=wanted,
+            take=take,
+            idle_wait=idle_wait,
         )
 
     def _start_feed(
@@ -475,11 +488,13 @@ class RedisChannelLayer(BaseChannelLayer):
         deliver: Callable[[bytes, list[bytes]], None],
         batch_size: Callable[[], int],
         wanted: Callable[[], bool],
+        take: Take | None = None,
+        idle_wait: Callable[[], float] | None = None,
     ) -> Feed:
         taken = self.keys.taken(list_key, self.token)
         ttl = self._inbox_ttl
 
-        async def take(count: int, confirmed: bytes, batch_id: bytes) -> Any:
+        async def take_batch(count: int, confirmed: bytes, batch_id: bytes) -> Any:
             return await self._script(
                 tag, scripts.TAKE, (list_key, taken, rejections), (confirmed, batch_id, count, ttl)
             )
@@ -498,12 +513,13 @@ class RedisChannelLayer(BaseChannelLayer):
             list_key=list_key,
             wake_channel=self.keys.wake(list_key),
             find_subscriber=find_subscriber,
-            take=take,
+            take=take or take_batch,
             deliver=deliver,
             batch_size=batch_size,
             wanted=wanted,
             poll_interval=self.limits.poll_interval,
             retry_delay=self.limits.reconnect_backoff[1],
+            idle_wait=idle_wait,
         )
 
     def _deliver_inbox(self, refused: bytes, items: list[bytes]) -> None:
@@ -700,6 +716,34 @@ class RedisChannelLayer(BaseChannelLayer):
         if self.router.ready:
             self._needs_restore.add(self.router.node_for(tag).key)
 
+    # -- named channels as work queues (djwire/layers/redis/queues.py) ---------------------
+
+    async def take(
+        self, channel: str, count: int = 1, *, lease: float | None = None
+    ) -> list[Delivery]:
+        return await self.named_queues.take(channel, count, lease)
+
+    async def ack(self, channel: str, tags: list[str]) -> None:
+        await self.named_queues.ack(channel, tags)
+
+    async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
+        return await self.named_queues.retry(channel, tag, delay)
+
+    async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
+        return await self.named_queues.dead_letter(channel, tag, reason)
+
+    async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
+        return await self.named_queues.dead_letters(channel, limit)
+
+    async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        return await self.named_queues.replay_dead_letters(channel, ids)
+
+    async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        return await self.named_queues.discard_dead_letters(channel, ids)
+
+    async def send_later(self, channel: str, message: Message, delay: float) -> None:
+        await self.named_queues.send_later(channel, message, delay)
+
     # -- direct sockets -------------------------------------------------------------------
 
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
@@ -744,6 +788,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.local_groups.clear()
         self.named_groups.clear()
         self._confirmed.clear()
+        self.named_queues.clear()
 
     async def close(self) -> None:
         """Stop the feeds and close this loop's connections (others close with their

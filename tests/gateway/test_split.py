@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -260,3 +261,93 @@ def test_without_workers_the_gateway_answers_503(deployment: Deployment) -> None
     status, _, body = _fetch(f"http://127.0.0.1:{port}/hello/")
     assert status == 503
     assert b"runworker --connections" in body
+
+
+# -- background tasks on a reliable channel -------------------------------------------
+
+
+def _send_tasks(deployment: Deployment, *messages: dict[str, Any]) -> None:
+    """Send from another process, as a view or Model.save() would, with the classic
+    one-line ``Channel(...).send(...)``."""
+    code = (
+        "import json, sys, django\n"
+        "django.setup()\n"
+        "from djwire import Channel\n"
+        "for message in json.loads(sys.argv[1]):\n"
+        "    Channel('tasks').send(message)\n"
+    )
+    subprocess.run(
+        [PYTHON, "-c", code, json.dumps(list(messages))],
+        env=deployment.env,
+        check=True,
+        timeout=TIMEOUT,
+        capture_output=True,
+    )
+
+
+def _wait_for_file(path: Path, seconds: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
+def test_a_reliable_task_survives_the_sigkill_of_its_worker(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    first = deployment.worker("tasks")
+    _send_tasks(deployment, {"type": "task.run", "id": "t1", "dir": str(work), "hang_first": 1})
+    assert _wait_for_file(work / "hung"), deployment.logs_text()
+    assert (work / "hung").read_text() == str(first.pid)
+    second = deployment.worker("tasks")
+    first.kill()  # mid-task: the message was leased, never acknowledged
+    assert _wait_for_file(work / "t1.done"), deployment.logs_text()
+    assert (work / "t1.done").read_text() == str(second.pid)
+
+
+def test_a_task_that_keeps_failing_goes_to_the_dead_letters_and_can_be_replayed(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    deployment.worker("tasks")
+    _send_tasks(deployment, {"type": "task.run", "id": "bad", "dir": str(work), "fail": 1})
+
+    def manage(*args: str) -> str:
+        result = subprocess.run(
+            [PYTHON, "-m", "django", *args],
+            env=deployment.env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    deadline = time.monotonic() + TIMEOUT
+    letters: list[dict[str, Any]] = []
+    while not letters and time.monotonic() < deadline:
+        letters = [
+            json.loads(line) for line in manage("deadletters", "tasks", "--json").splitlines()
+        ]
+        time.sleep(0.2)
+    assert len(letters) == 1, deployment.logs_text()
+    (letter,) = letters
+    assert letter["attempts"] == 3  # DJWIRE_RELIABLE_CHANNELS["tasks"]["max_attempts"]
+    assert "this task always fails" in letter["reason"]
+    assert letter["message"]["id"] == "bad"
+    assert len(list(work.glob("bad.attempt*"))) == 1  # one file per worker pid: rewritten
+    assert "Replayed 1 dead letter(s)" in manage("deadletters", "tasks", "--replay")
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        letters = [
+            json.loads(line) for line in manage("deadletters", "tasks", "--json").splitlines()
+        ]
+        if letters:
+            break
+        time.sleep(0.2)
+    assert len(letters) == 1  # replayed, failed three more times, dead again
+    assert "Discarded 1" in manage("deadletters", "tasks", "--discard")
+    assert "No dead letters" in manage("deadletters", "tasks")

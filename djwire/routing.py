@@ -72,7 +72,7 @@ class ProtocolTypeRouter:
         self.application_mapping = application_mapping
 
     @markcoroutinefunction
-    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[None]:
+    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[Any]:
         # Routers hand over the inner app's coroutine instead of awaiting it, so a
         # connection does not keep one suspended frame per router level alive.
         try:
@@ -87,7 +87,7 @@ class ProtocolTypeRouter:
             return raise_when_awaited(exc)
 
 
-async def raise_when_awaited(exc: BaseException) -> None:
+async def raise_when_awaited(exc: BaseException) -> Any:
     """Servers expect an app's errors when they await it, not when they call it."""
     raise exc
 
@@ -148,7 +148,7 @@ class URLRouter:
         self._apps = [guarantee_single_callable(item.callback) for item in self.routes]  # type: ignore[no-untyped-call]
 
     @markcoroutinefunction
-    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[None]:
+    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[Any]:
         try:
             return self._route(scope, receive, send, 0)
         except Resolver404:
@@ -158,7 +158,7 @@ class URLRouter:
 
     def _route(
         self, scope: Scope, receive: ASGIReceive, send: ASGISend, start: int
-    ) -> Awaitable[None]:
+    ) -> Awaitable[Any]:
         """The awaitable of the first route from ``start`` on that matches."""
         path = scope.get("path_remaining", scope.get("path"))
         if path is None:
@@ -202,16 +202,16 @@ class URLRouter:
 
     async def _fall_through(
         self,
-        awaitable: Awaitable[None],
+        awaitable: Awaitable[Any],
         scope: Scope,
         receive: ASGIReceive,
         send: ASGISend,
         next_index: int,
-    ) -> None:
+    ) -> Any:
         try:
-            await awaitable
+            return await awaitable
         except Resolver404:
-            await self._route(scope, receive, send, next_index)
+            return await self._route(scope, receive, send, next_index)
 
 
 #: djwire's own apps decide their route when called, so URLRouter can hand their
@@ -225,7 +225,7 @@ class ChannelNameRouter:
     def __init__(self, application_mapping: Mapping[str, Any]) -> None:
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Any:
         if "channel" not in scope:
             raise ValueError(
                 "ChannelNameRouter got a scope without a 'channel' key. Did you make sure "
@@ -234,4 +234,4 @@ class ChannelNameRouter:
         application = self.application_mapping.get(scope["channel"])
         if application is None:
             raise RouteNotFound(f"No application configured for channel name {scope['channel']!r}")
-        await application(scope, receive, send)
+        return await application(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -18,10 +19,33 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CHANNEL_LAYER", "Channel", "Group", "__version__"]
 
 
+#: Submodules reachable as attributes after a bare ``import djwire``
+#: (``djwire.routing.ProtocolTypeRouter``), as project code written for Channels
+#: expects of ``channels``.
+_SUBMODULES = frozenset(
+    {
+        "auth",
+        "consumer",
+        "db",
+        "exceptions",
+        "generic",
+        "layers",
+        "middleware",
+        "routing",
+        "security",
+        "sessions",
+        "testing",
+        "worker",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
     # Imported lazily so ``import djwire`` never touches Django settings.
     if name in ("Channel", "Group"):
         from djwire.classic import channel
 
         return getattr(channel, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"djwire.{name}")
     raise AttributeError(f"module 'djwire' has no attribute {name!r}")

@@ -1,15 +1,15 @@
 """Routers: pick the application for a connection by scope type, URL path or channel name.
 
-Same classes and behaviour as Django Channels 4, plus the classic (Channels 1)
-``route``/``route_class``/``include`` helpers for function consumers, re-exported
-from :mod:`djwire.classic.routing`.
+Same classes and behaviour as Django Channels 4. The classic (Channels 1)
+``route``/``route_class``/``include`` helpers live in :mod:`djwire.classic.routing`;
+this module hands them out too, lazily, because Channels 1 code imports them from here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from asgiref.compatibility import guarantee_single_callable
 from asgiref.sync import markcoroutinefunction
@@ -19,9 +19,11 @@ from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.module_loading import import_string
 
-from djwire.classic.routing import include, route, route_class
 from djwire.exceptions import RouteNotFound
 from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
+
+if TYPE_CHECKING:
+    from djwire.classic.routing import include, route, route_class
 
 __all__ = [
     "ChannelNameRouter",
@@ -36,11 +38,26 @@ __all__ = [
 logger = logging.getLogger("djwire.routing")
 
 
+#: Where get_default_application() looks when ASGI_APPLICATION is unset, in order.
+#: Each returns the project's application or None. djwire's app config adds the
+#: classic API's (it serves ``CHANNEL_LAYERS["default"]["ROUTING"]``).
+_fallback_applications: list[Callable[[], ASGIApp | None]] = []
+
+
+def add_default_application_source(source: Callable[[], ASGIApp | None]) -> None:
+    """Let :func:`get_default_application` ask ``source`` when ASGI_APPLICATION is
+    unset (once per source, however often it is added)."""
+    if source not in _fallback_applications:
+        _fallback_applications.append(source)
+
+
 def get_default_application() -> ASGIApp:
     """The project's ASGI application.
 
-    ``settings.ASGI_APPLICATION`` when set; otherwise the classic routing named by
-    ``CHANNEL_LAYERS["default"]["ROUTING"]``, served next to Django's views.
+    ``settings.ASGI_APPLICATION`` when set; otherwise the first application a
+    registered source offers: with ``"djwire"`` in INSTALLED_APPS, the classic
+    routing named by ``CHANNEL_LAYERS["default"]["ROUTING"]``, served next to
+    Django's views.
     """
     from django.conf import settings
 
@@ -50,15 +67,27 @@ def get_default_application() -> ASGIApp:
             return import_string(path)  # type: ignore[no-any-return]
         except ImportError as exc:
             raise ImproperlyConfigured(f"Cannot import ASGI_APPLICATION module {path!r}") from exc
-    from djwire.classic.app import classic_application_from_settings
+    for source in _fallback_applications:
+        application = source()
+        if application is not None:
+            return application
+    raise ImproperlyConfigured(
+        "Cannot find ASGI_APPLICATION setting (and no classic ROUTING in "
+        "CHANNEL_LAYERS['default'], which needs 'djwire' in INSTALLED_APPS). "
+        "Set ASGI_APPLICATION = 'yourproject.asgi.application'."
+    )
 
-    application = classic_application_from_settings()
-    if application is None:
-        raise ImproperlyConfigured(
-            "Cannot find ASGI_APPLICATION setting (and no classic ROUTING in "
-            "CHANNEL_LAYERS['default']). Set ASGI_APPLICATION = 'yourproject.asgi.application'."
-        )
-    return application
+
+#: Classic (Channels 1) names that Channels 1 code imports from this module.
+_CLASSIC_NAMES = frozenset({"route", "route_class", "include"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSIC_NAMES:
+        from djwire.classic import routing
+
+        return getattr(routing, name)
+    raise AttributeError(f"module 'djwire.routing' has no attribute {name!r}")
 
 
 class ProtocolTypeRouter:

@@ -279,3 +279,25 @@ async def test_url_router_returns_the_applications_value_nested_and_after_a_fall
 async def test_channel_name_router_returns_the_applications_value() -> None:
     router = ChannelNameRouter({"thumbnails": returning({"done": True})})
     assert await call(router, type="channel", channel="thumbnails") == {"done": True}
+
+
+def test_default_application_sources_are_asked_in_order_once_each(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from djwire import routing
+
+    monkeypatch.setattr(routing, "_fallback_applications", [])
+    settings.ASGI_APPLICATION = None
+    asked: list[str] = []
+
+    def nothing() -> None:
+        asked.append("nothing")
+
+    def something() -> Any:
+        asked.append("something")
+        return application
+
+    for source in (nothing, something, nothing):
+        routing.add_default_application_source(source)
+    assert get_default_application() is application
+    assert asked == ["nothing", "something"]

@@ -19,9 +19,9 @@ class BaseConsumer:
     """Map channel names to methods (``method_mapping``) and call the right one."""
 
     method_mapping: ClassVar[dict[str, str]] = {}
-    #: Wrap handlers with djwire.sessions.channel_session.
+    #: Wrap handlers with :func:`djwire.classic.sessions.channel_session`.
     channel_session: ClassVar[bool] = False
-    #: Wrap handlers with djwire.auth.channel_session_user.
+    #: Wrap handlers with :func:`djwire.classic.auth.channel_session_user`.
     channel_session_user: ClassVar[bool] = False
 
     def __init__(self, message: Message, **kwargs: Any) -> None:

@@ -35,6 +35,7 @@ DJANGO_FACING = [
     "tests/test_consumer.py",
     "tests/test_db.py",
     "tests/test_middleware.py",
+    "tests/test_private_apis.py",
     "tests/test_public_api.py",
     "tests/test_routing.py",
     "tests/test_sessions.py",

@@ -4,7 +4,8 @@ Per connection, client events become classic messages (``websocket.connect``,
 ``websocket.receive``, ``websocket.disconnect``) given to the routed function
 consumer in a worker thread — never on the event loop — one at a time, in order.
 What consumers send to ``message.reply_channel`` (``accept``, ``text``, ``bytes``,
-``close``) goes back to the client. Once accepted, ``Group(...).send({"text": ...})``
+``close``) goes back to the client; a consumer's sends are held until it finishes
+(:mod:`djwire.classic.held`). Once accepted, ``Group(...).send({"text": ...})``
 to the reply channel is written straight to the socket when the server allows it.
 """
 
@@ -24,6 +25,7 @@ from djwire.layers.direct import SCOPE_EXTENSION
 from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
 
 from .channel import Channel
+from .held import holding_sends
 from .message import Message
 from .routing import ClassicRouter, Routing
 
@@ -35,7 +37,9 @@ CONNECT, RECEIVE, DISCONNECT = "websocket.connect", "websocket.receive", "websoc
 def _call_consumer(consumer: Any, message: Message, kwargs: dict[str, Any]) -> None:
     close_old_connections()
     try:
-        consumer(message, **kwargs)
+        # Its sends are held and flushed, in order, when it returns or raises.
+        with holding_sends():
+            consumer(message, **kwargs)
     finally:
         close_old_connections()
 
@@ -87,8 +91,9 @@ class _Connection:
         name = await self.layer.new_channel(prefix="websocket.send.")
         self.reply = Channel(name, alias=self.app.alias, channel_layer=self.layer)
         self.reply.on_group_add = self.groups.add
-        # Replies are forwarded while a consumer still runs (it may send many, or
-        # wait between sends); client events go to consumers one at a time, and
+        # Replies are forwarded while a consumer still runs (sends with
+        # immediately=True, or a flush of more than the channel holds, or replies
+        # from other code); client events go to consumers one at a time, and
         # the next is read only when the last is handled, so a slow consumer
         # pushes back on the client instead of queueing its messages here.
         replies = asyncio.ensure_future(self.forward_replies(name))

@@ -19,9 +19,9 @@ class BaseConsumer:
     """Map channel names to methods (``method_mapping``) and call the right one."""
 
     method_mapping: ClassVar[dict[str, str]] = {}
-    #: Wrap handlers with djwire.sessions.channel_session.
+    #: Wrap handlers with :func:`djwire.classic.sessions.channel_session`.
     channel_session: ClassVar[bool] = False
-    #: Wrap handlers with djwire.auth.channel_session_user.
+    #: Wrap handlers with :func:`djwire.classic.auth.channel_session_user`.
     channel_session_user: ClassVar[bool] = False
 
     def __init__(self, message: Message, **kwargs: Any) -> None:
@@ -39,11 +39,11 @@ class BaseConsumer:
             raise ValueError(f"{type(self).__name__} has no method for {message.channel.name!r}")
         handler: Callable[..., Any] = getattr(self, name)
         if self.channel_session_user:
-            from djwire.auth import channel_session_user
+            from .auth import channel_session_user
 
             return channel_session_user(handler)
         if self.channel_session:
-            from djwire.sessions import channel_session
+            from .sessions import channel_session
 
             return channel_session(handler)
         return handler
@@ -69,7 +69,7 @@ class WebsocketConsumer(BaseConsumer):
     def get_handler(self, message: Message, **kwargs: Any) -> Callable[..., Any]:
         handler = super().get_handler(message, **kwargs)
         if self.http_user or self.http_user_and_session:
-            from djwire.auth import channel_session_user, channel_session_user_from_http
+            from .auth import channel_session_user, channel_session_user_from_http
 
             if message.channel.name == "websocket.connect":
                 return channel_session_user_from_http(handler)

@@ -13,7 +13,7 @@ from .channel import Channel
 class Message:
     """A message's ``content`` plus the ``channel`` it arrived on and its ``reply_channel``.
 
-    Decorators from :mod:`djwire.sessions` and :mod:`djwire.auth` add
+    Decorators from :mod:`djwire.classic.sessions` and :mod:`djwire.classic.auth` add
     ``channel_session``, ``http_session`` and ``user``.
     """
 

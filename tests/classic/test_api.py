@@ -418,13 +418,14 @@ async def test_channel_session_keeps_state_per_connection() -> None:
 # -- replies while a consumer is still running ----------------------------------------
 
 
-async def test_a_reply_reaches_the_client_while_the_consumer_still_runs() -> None:
+async def test_an_immediate_reply_reaches_the_client_while_the_consumer_still_runs() -> None:
+    # Other sends are held until the consumer finishes (tests/classic/test_held.py).
     release, finished = threading.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def slow(message: Any) -> None:
         try:
-            message.reply_channel.send({"text": "working"})
+            message.reply_channel.send({"text": "working"}, immediately=True)
             release.wait(5)
             message.reply_channel.send({"text": "done"})
         finally:

@@ -4,8 +4,9 @@ In gateway mode a connection outlives the worker running its consumer. After eac
 handled event the worker takes a snapshot of the consumer instance's attributes
 (those it set itself, such as ``self.room`` in ``connect()``; not ``scope``,
 ``channel_layer``, ``channel_name`` or ``base_send``, which the next worker sets
-again) and sends it with the event's acknowledgement to the gateway; the next
-worker restores it before handing the consumer further events.
+again; a class can name the attributes to carry in ``state_attributes``) and
+sends it with the event's acknowledgement to the gateway; the next worker
+restores it before handing the consumer further events.
 
 Snapshots are pickled (so model instances, sets and the like travel too) and
 signed with an HMAC keyed by ``SECRET_KEY``: the gateway and the layer only carry
@@ -41,9 +42,15 @@ def _sign(data: bytes) -> bytes:
 
 
 def carried_attributes(consumer: Any) -> dict[str, Any]:
+    """The attributes to carry: those named by the class's ``state_attributes``, if it
+    has that, else every instance attribute but the framework's."""
+    names = getattr(consumer, "state_attributes", None)
+    attributes = vars(consumer)
+    if names is not None:
+        return {name: attributes[name] for name in names if name in attributes}
     return {
         name: value
-        for name, value in vars(consumer).items()
+        for name, value in attributes.items()
         if name not in FRAMEWORK_ATTRIBUTES and not name.startswith("_djwire")
     }
 

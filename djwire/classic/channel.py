@@ -7,6 +7,7 @@ classic consumer, sends are held until it finishes (:mod:`djwire.classic.held`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -68,24 +69,32 @@ class Channel(_Named):
         # joined through Group.add() are left automatically at disconnect.
         self.on_group_add: Callable[[str], None] | None = None
 
-    def send(self, content: dict[str, Any], immediately: bool = False) -> None:
-        """Send ``content`` (a dict).
+    def send(
+        self, content: dict[str, Any], immediately: bool = False, *, delay: float | None = None
+    ) -> None:
+        """Send ``content`` (a dict): ``Channel("thumbnails").send({"id": photo.id})``.
 
         Inside a classic consumer the send is held until the consumer finishes, unless
         ``immediately`` is true; outside one it is sent at once (see
-        :mod:`djwire.classic.held`).
+        :mod:`djwire.classic.held`). ``delay`` (seconds) makes the message visible
+        to the channel's workers only that much later (named channels only).
         """
         _check_content(content)
+        send = self.asend if delay is None else functools.partial(self.asend, delay=delay)
         held = current_held_sends()
         if held is None or immediately:
-            async_to_sync(self.asend)(content)
+            async_to_sync(send)(content)
         else:
-            held.hold(self.asend, f"Channel {self.name!r}", content)
+            held.hold(send, f"Channel {self.name!r}", content)
 
-    async def asend(self, content: dict[str, Any]) -> None:
-        """Send ``content`` at once (async code is never inside a classic consumer)."""
+    async def asend(self, content: dict[str, Any], *, delay: float | None = None) -> None:
+        """Send ``content`` at once (async code is never inside a classic consumer);
+        ``delay`` as for :meth:`send`."""
         _check_content(content)
-        await self.channel_layer.send(self.name, content)
+        if delay is None:
+            await self.channel_layer.send(self.name, content)
+        else:
+            await self.channel_layer.send_later(self.name, content, delay)
 
     def __str__(self) -> str:
         return self.name

@@ -374,3 +374,103 @@ def test_a_task_that_keeps_failing_goes_to_the_dead_letters_and_can_be_replayed(
     assert len(letters) == 1  # replayed, failed three more times, dead again
     assert "Discarded 1" in manage("deadletters", "tasks", "--discard")
     assert "No dead letters" in manage("deadletters", "tasks")
+
+
+# -- development: runserver --gateway, and a worker that reloads on code changes ------
+
+RELOAD_CONSUMER = """
+from djwire.generic.websocket import AsyncWebsocketConsumer
+
+VERSION = {version!r}
+
+
+class Echo(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.count = 0
+        await self.accept()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        self.count += 1
+        await self.send(text_data=f"{{VERSION}} {{self.count}} {{text_data}}")
+"""
+
+RELOAD_ASGI = """
+from django.core.asgi import get_asgi_application
+django_app = get_asgi_application()
+from django.urls import path
+from djwire.routing import ProtocolTypeRouter, URLRouter
+from reloadproj.consumers import Echo
+application = ProtocolTypeRouter(
+    {"http": django_app, "websocket": URLRouter([path("echo/", Echo.as_asgi())])}
+)
+"""
+
+RELOAD_SETTINGS = """
+from tests.gateway.project.settings import *  # noqa
+ASGI_APPLICATION = "reloadproj.asgi.application"
+ROOT_URLCONF = "tests.gateway.project.urls"
+DEBUG = True
+STATIC_URL = "/static/"
+"""
+
+
+def test_runserver_gateway_keeps_the_browser_connected_while_the_worker_reloads(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    redis.command("FLUSHALL")
+    package = tmp_path / "reloadproj"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "asgi.py").write_text(RELOAD_ASGI)
+    (package / "settings.py").write_text(RELOAD_SETTINGS)
+    consumers = package / "consumers.py"
+    consumers.write_text(RELOAD_CONSUMER.format(version="v1"))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    deployment = Deployment(redis, logs, "reloadproj.settings")
+    deployment.env["PYTHONPATH"] = f"{tmp_path}:{ROOT}"
+    port = free_port()
+    runserver = Process(
+        [PYTHON, "-m", "django", "runserver", "--gateway", f"127.0.0.1:{port}"],
+        deployment.env,
+        logs / "runserver.log",
+        answers_http(f"http://127.0.0.1:{port}/hello/"),
+    ).start()
+    deployment.gateways.append((runserver, port))
+    # --reload is the default with DEBUG on; say it anyway.
+    worker = Process(
+        [PYTHON, "-m", "django", "runworker", "--connections", "--reload"],
+        deployment.env,
+        logs / "worker.log",
+        log_says("taking connections"),
+    ).start()
+    deployment.workers.append(worker)
+
+    async def session() -> list[str]:
+        replies = []
+        async with connect(f"ws://127.0.0.1:{port}/echo/", open_timeout=TIMEOUT) as ws:
+            await ws.send("a")
+            replies.append(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            await asyncio.to_thread(time.sleep, 1.1)  # a new mtime second for the reloader
+            consumers.write_text(RELOAD_CONSUMER.format(version="v2"))
+            deadline = time.monotonic() + TIMEOUT * 2
+            while time.monotonic() < deadline:
+                await ws.send("b")
+                reply = await asyncio.wait_for(ws.recv(), TIMEOUT)
+                replies.append(reply)
+                if reply.startswith("v2"):
+                    break
+                await asyncio.sleep(0.3)
+            assert ws.close_code is None
+        return replies
+
+    try:
+        replies = asyncio.run(session())
+    finally:
+        deployment.stop()
+    assert replies[0] == "v1 1 a", deployment.logs_text()
+    assert replies[-1].startswith("v2"), (replies, deployment.logs_text())
+    # The same consumer state went on counting across the reload.
+    counts = [int(reply.split()[1]) for reply in replies]
+    assert counts == list(range(1, len(counts) + 1)), replies
+    assert "stopping the worker gracefully to reload" in worker.log()

@@ -33,9 +33,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
         group_expiry: float = 86400,
         capacity: int = 100,
         channel_capacity: Mapping[str | re.Pattern[str], int] | None = None,
-        max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS,
         **kwargs: Any,
     ) -> None:
+        # djwire's own option, in kwargs: the signature stays the one of Channels.
+        max_dead_letters: int = kwargs.pop("max_dead_letters", DEFAULT_MAX_DEAD_LETTERS)
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = group_expiry
         self.queues = LocalChannels(expiry, self.get_capacity, self.stats)

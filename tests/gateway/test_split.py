@@ -499,3 +499,25 @@ def test_a_worker_idles_past_the_socket_timeouts_and_rides_out_a_redis_restart(
             deployment.stop()
     finally:
         private.cleanup()
+
+
+def test_a_request_whose_worker_dies_gets_502_and_a_graceful_stop_finishes_it(
+    deployment: Deployment,
+) -> None:
+    import concurrent.futures
+
+    port = deployment.gateway()
+    victim = deployment.worker("--connections")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        pending = pool.submit(_fetch, f"http://127.0.0.1:{port}/slow/?s=30")
+        time.sleep(1.0)  # the worker is in the view
+        victim.kill()
+        status, _, body = pending.result(timeout=TIMEOUT)
+        assert status == 502, body
+        # A worker stopped gracefully finishes the request in hand first.
+        stopping = deployment.worker("--connections")
+        pending = pool.submit(_fetch, f"http://127.0.0.1:{port}/slow/?s=1.5")
+        time.sleep(0.5)
+        assert stopping.terminate() == 0
+        status, _, body = pending.result(timeout=TIMEOUT)
+        assert (status, body) == (200, b"slept")

@@ -71,6 +71,13 @@ class Worker:
             concurrency = max_applications if max_applications else DEFAULT_CONCURRENCY
             settings = WorkerSettings(concurrency=concurrency)
         self.settings = settings
+        reliable = [name for name in self.channels if settings.reliability(name) is not None]
+        if reliable and "queues" not in getattr(channel_layer, "extensions", ()):
+            raise ValueError(
+                f"Reliable channels ({', '.join(reliable)}) need a channel layer that can lease "
+                f"messages; {type(channel_layer).__name__} cannot (use the Redis or in-memory "
+                "layer, or take them out of DJWIRE_RELIABLE_CHANNELS)"
+            )
         # Classic (Channels 1) messages have no "type"; their app routes by channel.
         self.require_type = require_type
         #: handled / failed / retried / dead_lettered / lost, per channel

@@ -19,12 +19,8 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-<<<<<<< HEAD
-from djwire.exceptions import InvalidChannelLayerError, StopConsumer
-from djwire.gateway.protocol import classic_reply_events
-=======
 from djwire.exceptions import DenyConnection, InvalidChannelLayerError, StopConsumer
->>>>>>> main
+from djwire.gateway.protocol import classic_reply_events
 from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
 from djwire.layers.direct import SCOPE_EXTENSION
 from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope

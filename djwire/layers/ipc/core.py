@@ -41,10 +41,10 @@ from typing import Any, ClassVar
 
 from djwire.exceptions import ChannelFull, InvalidChannelLayerError
 
-from ..base import BaseChannelLayer, Message
+from ..base import BaseChannelLayer, Message, check_message, count_loss
+from ..delivery import count_dropped, deliver_to_local, offer_local, send_local
 from ..direct import DirectSocket
-from ..local import LocalChannels, fast_copy
-from ..memory import check_message, deliver_to_local
+from ..local import LocalChannels
 from . import frames, space
 from .config import Limits
 from .feeds import NamedFeed
@@ -55,8 +55,12 @@ from .store import GroupView, Pushed, Store, StoreFull, now_ms
 
 logger = logging.getLogger("djwire.layers.ipc")
 
-#: After this many of one kind of loss, log again (the first is always logged).
-_LOG_EVERY = 1000
+_BAD_FRAMES = {
+    "truncated": "a process ended in the middle of writing a message",
+    "oversized": "a frame exceeded max_message_size (configure every process alike)",
+    "misdirected": "a message for a channel of another process arrived here",
+    "malformed": "the data is not an IPC layer frame",
+}
 #: How many recently gone processes a layer remembers, so sends to them fail fast.
 _GONE_MEMORY = 1024
 
@@ -131,7 +135,7 @@ class IPCChannelLayer(BaseChannelLayer):
         # most one "!", and new_channel() puts a "." before the token).
         self._own_marker = f".{self.token}!"
         self.pid = os.getpid()
-        self.channels = LocalChannels(self.expiry, self.get_capacity, self.stats)
+        self.queues = LocalChannels(self.expiry, self.get_capacity, self.stats)
         self.store = Store(
             self.space / space.STORE_FILE, self.limits.max_store_size, self.limits.lock_timeout
         )
@@ -229,8 +233,8 @@ class IPCChannelLayer(BaseChannelLayer):
         if kind == Kind.MESSAGE:
             if self._own_marker not in target:
                 self._on_bad_frame("misdirected")
-            elif not self.channels.offer(target, message):
-                self.channels.drop(target)
+            else:
+                offer_local(self.queues, self.stats, target, message)
         elif kind == Kind.GROUP and len(frame) == 5 and type(frame[4]) is int:
             view = self._views.get(target)
             if view is None or view.version < frame[4]:
@@ -238,21 +242,19 @@ class IPCChannelLayer(BaseChannelLayer):
             if view is not None:
                 members = [channel for channel, _ in view.live(now).own]
                 if members:
-                    deliver_to_local(self, members, message)
+                    deliver_to_local(self.queues, self.stats, members, message)
         else:
             self._on_bad_frame("malformed")
 
     def _on_bad_frame(self, what: str) -> None:
-        key = f"frames_{what}"
-        count = self.stats.extra.get(key, 0) + 1
-        self.stats.extra[key] = count
-        if count == 1 or count % _LOG_EVERY == 0:
-            reason = {
-                "truncated": "a process ended in the middle of writing a message",
-                "oversized": "a frame exceeded max_message_size (configure every process alike)",
-                "misdirected": "a message for a channel of another process arrived here",
-            }.get(what, "the data is not an IPC layer frame")
-            logger.warning("IPC layer: dropped a %s frame (%s); %d so far", what, reason, count)
+        count_loss(
+            self.stats,
+            f"frames_{what}",
+            logger,
+            "IPC layer: dropped a %s frame (%s); %d so far",
+            what,
+            _BAD_FRAMES.get(what, _BAD_FRAMES["malformed"]),
+        )
 
     # -- group views -------------------------------------------------------------------
 
@@ -326,15 +328,13 @@ class IPCChannelLayer(BaseChannelLayer):
             self._forget_process(token)
 
     def _count_gone(self, target: str, count: int = 1) -> None:
-        total = self.stats.extra.get("receiver_gone", 0) + count
-        self.stats.extra["receiver_gone"] = total
-        if total == count or total // _LOG_EVERY > (total - count) // _LOG_EVERY:
-            logger.warning(
-                "IPC layer: %d message(s) for %s dropped: its process has ended; "
-                "%d so far in this process",
-                count,
+        for _ in range(count):
+            count_loss(
+                self.stats,
+                "receiver_gone",
+                logger,
+                "IPC layer: dropped a message for %s: its process has ended; %d so far",
                 target,
-                total,
             )
 
     def _wake(self, listeners: Mapping[str, list[str]]) -> None:
@@ -366,7 +366,7 @@ class IPCChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         check_message(message)
         if self._own_marker in channel:
-            self.channels.put(channel, fast_copy(message))
+            send_local(self.queues, self.stats, channel, message)
             return
         token = owner_token(channel)
         packed = frames.pack_message(message, self.limits.max_message_size)
@@ -388,25 +388,23 @@ class IPCChannelLayer(BaseChannelLayer):
             raise ChannelFull(channel, capacity)
 
     def _store_full(self) -> None:
-        count = self.stats.extra.get("store_full", 0) + 1
-        self.stats.extra["store_full"] = count
-        if count == 1 or count % _LOG_EVERY == 0:
-            logger.warning(
-                "IPC layer: the shared store %s reached max_store_size (%d bytes); "
-                "%d refusals so far",
-                self.store.path,
-                self.limits.max_store_size,
-                count,
-            )
+        count_loss(
+            self.stats,
+            "store_full",
+            logger,
+            "IPC layer: the shared store %s reached max_store_size (%d bytes); %d refusals so far",
+            self.store.path,
+            self.limits.max_store_size,
+        )
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
-        message = self.channels.take(channel)
+        message = self.queues.take(channel)
         if message is not None:
             return message
         if self._own_marker in channel:
             self._ensure_inbox()
-            return await self.channels.get(channel)
+            return await self.queues.get(channel)
         if "!" not in channel:
             return await self._receive_named(channel)
         raise ValueError(
@@ -420,7 +418,7 @@ class IPCChannelLayer(BaseChannelLayer):
         if self._own_marker not in channel:
             return asyncio.ensure_future(self.receive(channel))
         self._ensure_inbox()
-        return self.channels.claim(channel)
+        return self.queues.claim(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."
@@ -446,7 +444,7 @@ class IPCChannelLayer(BaseChannelLayer):
                 )
             else:
                 feed.poke()
-            return await self.channels.get(channel)
+            return await self.queues.get(channel)
         finally:
             left = self._waiting.get(channel, 1) - 1
             if left:
@@ -462,8 +460,7 @@ class IPCChannelLayer(BaseChannelLayer):
             except Exception:
                 self._on_bad_frame("malformed")
                 continue
-            if not self.channels.offer(channel, message):
-                self.channels.drop(channel)
+            offer_local(self.queues, self.stats, channel, message)
 
     # -- groups ------------------------------------------------------------------------
 
@@ -523,7 +520,9 @@ class IPCChannelLayer(BaseChannelLayer):
             # Before delivering anything, so a message too large fails as a whole.
             packed = frames.pack_message(message, self.limits.max_message_size)
         if view.own:
-            deliver_to_local(self, [channel for channel, _ in view.own], message)
+            deliver_to_local(
+                self.queues, self.stats, [channel for channel, _ in view.own], message
+            )
         if packed is None:
             return
         if remote:
@@ -531,7 +530,9 @@ class IPCChannelLayer(BaseChannelLayer):
             for token in remote:
                 sent = self._write(token, frame)
                 if sent is Sent.FULL:
-                    self.channels.drop(group, reason=f"process {token} is not reading")
+                    count_dropped(
+                        self.stats, "a group message", f"process {token}", "it is not reading"
+                    )
                 elif sent is Sent.GONE:
                     self._count_gone(group)
         if view.named:
@@ -542,18 +543,18 @@ class IPCChannelLayer(BaseChannelLayer):
                 self._store_full()
                 return
             for channel in pushed.full:
-                self.channels.drop(channel)
+                count_dropped(self.stats, "a group message", channel, "its queue is full")
 
     # -- direct sockets ------------------------------------------------------------------
 
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
         if self._own_marker not in channel:
             return False
-        self.channels.attach(channel, socket)
+        self.queues.attach(channel, socket)
         return True
 
     def detach_socket(self, channel: str) -> None:
-        self.channels.detach(channel)
+        self.queues.detach(channel)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -561,7 +562,7 @@ class IPCChannelLayer(BaseChannelLayer):
         """Empty every channel and group of the space, and this process's queues."""
         self._prepare()
         await self.store.write(self.store.flush)
-        self.channels.clear()
+        self.queues.clear()
         self._views.clear()
 
     async def close(self) -> None:

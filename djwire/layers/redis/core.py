@@ -47,20 +47,22 @@ from redis.exceptions import ResponseError
 
 from djwire.exceptions import ChannelFull, InvalidChannelLayerError, LayerUnavailable
 
-from ..base import BaseChannelLayer, Message
+from ..base import BaseChannelLayer, Message, check_message, count_loss
+from ..delivery import count_dropped, deliver_to_local, offer_local, send_local
 from ..direct import DirectSocket
-from ..local import LocalChannels, fast_copy
-from ..memory import check_message, deliver_to_local
+from ..local import LocalChannels
+from ..queue_types import DeadLetter, Delivery
 from . import envelope, scripts
 from .accounting import LossLedger, OutageMonitor
 from .cluster import ClusterRouter, Router, ShardRouter
 from .config import Limits, parse_hosts
 from .envelope import Kind
-from .feeds import Feed
+from .feeds import Feed, Take
 from .loops import PerLoop
 from .membership import MembershipMirror
 from .nodes import Node, StaticNode
-from .pipe import CommandPipe, PushBuilder, ServerInfo
+from .pipe import LOADED_SCRIPTS, CommandPipe, PushBuilder, ServerInfo
+from .queues import RedisQueues
 from .serializers import make_serializer
 from .sharding import Keys, owner_token
 from .subscriber import Subscriber
@@ -77,7 +79,7 @@ def _now_ms() -> int:
 class RedisChannelLayer(BaseChannelLayer):
     """A channel layer over Redis; see the module docstring."""
 
-    extensions: ClassVar[list[str]] = ["groups", "flush"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class RedisChannelLayer(BaseChannelLayer):
         poll_interval: float = Limits.poll_interval,
         health_check_interval: float = Limits.health_check_interval,
         restart_grace: float = Limits.restart_grace,
+        max_dead_letters: int = Limits.max_dead_letters,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         if group_expiry <= 0:
@@ -121,8 +124,12 @@ class RedisChannelLayer(BaseChannelLayer):
             poll_interval=poll_interval,
             health_check_interval=health_check_interval,
             restart_grace=restart_grace,
+            max_dead_letters=max_dead_letters,
         )
         nodes = parse_hosts(hosts)  # type: ignore[arg-type]
+        #: How many ``hosts`` entries (shards, or Cluster seeds) there are, as in
+        #: channels_redis.
+        self.ring_size = len(nodes)
         self.router: Router
         if cluster:
             if not all(isinstance(node, StaticNode) for node in nodes):
@@ -137,7 +144,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
         #: This layer instance's process token: names its inbox and its channels.
         self.token = secrets.token_hex(6)
-        self.channels = LocalChannels(expiry, self.get_capacity, self.stats)
+        self.queues = LocalChannels(expiry, self.get_capacity, self.stats)
         self.local_groups = MembershipMirror(group_expiry)  # our channels' groups
         self.named_groups = MembershipMirror(group_expiry)  # named channels we added
         self.monitor = OutageMonitor(self.stats)
@@ -155,9 +162,35 @@ class RedisChannelLayer(BaseChannelLayer):
         self._run_ids: dict[str, str] = {}
         self._restarted: dict[str, float] = {}  # node -> when we saw it had restarted
         self._needs_restore: set[str] = set()
+        #: Named channels as work queues: take with leases, delays, dead letters.
+        self.named_queues = RedisQueues(self)
 
     def __repr__(self) -> str:
         return f"<RedisChannelLayer prefix={self.prefix!r} token={self.token}>"
+
+    # -- channels_redis's public names ------------------------------------------------
+
+    @property
+    def client_prefix(self) -> str:
+        """The part of this process's channel names before the ``!`` (channels_redis's
+        name for it; djwire calls it the token)."""
+        return self.token
+
+    async def close_pools(self) -> None:
+        """channels_redis's name for :meth:`close`, which many test teardowns call."""
+        await self.close()
+
+    async def wait_received(self) -> None:
+        """Returns at once: nothing is left to finish after a receive (channels_redis
+        waits for its clean-up tasks here; a djwire take is confirmed by the next)."""
+
+    def serialize(self, message: Message) -> bytes:
+        """A message as stored in Redis (with ``serializer_format`` and the keys)."""
+        return self.serializer.dumps(message)
+
+    def deserialize(self, data: bytes) -> Message:
+        """Inverse of :meth:`serialize`."""
+        return self.serializer.loads(envelope.unpack_payload(data))
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -190,7 +223,7 @@ class RedisChannelLayer(BaseChannelLayer):
             if text.startswith(("MOVED", "ASK")):
                 await self.router.refresh(self.limits.connect_timeout)
             elif text.startswith("NOSCRIPT"):
-                for script in scripts.ALL:  # someone ran SCRIPT FLUSH
+                for script in LOADED_SCRIPTS:  # someone ran SCRIPT FLUSH
                     pipe.call(script.load()).add_done_callback(_ignore_result)
             elif text.startswith(("READONLY", "MASTERDOWN", "LOADING", "TRYAGAIN")):
                 # Failover or restart in progress: reconnect (Sentinel asks again).
@@ -229,7 +262,8 @@ class RedisChannelLayer(BaseChannelLayer):
             # Fresh server: it may have lost groups a moment ago even if this
             # process never saw it before; give members time to re-register.
             self._restarted[node] = time.monotonic() - age
-        if previous is not None and previous != info.run_id:
+        restarted = previous is not None and previous != info.run_id
+        if restarted:
             self.stats.extra["redis_restarts"] = self.stats.extra.get("redis_restarts", 0) + 1
             logger.warning(
                 "Redis at %s restarted: messages it held are lost (receivers count them); "
@@ -241,6 +275,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if node in self._needs_restore:
             self._needs_restore.discard(node)
             self._restore_memberships(pipe)
+        self.named_queues.on_connect(pipe, restarted)
 
     def _restore_memberships(self, pipe: CommandPipe) -> None:
         restored = 0
@@ -337,7 +372,7 @@ class RedisChannelLayer(BaseChannelLayer):
         check_message(message)
         token = owner_token(channel)
         if token == self.token:
-            self.channels.put(channel, fast_copy(message))
+            send_local(self.queues, self.stats, channel, message)
             return
         payload = self.serializer.dumps(message)
         deadline = _now_ms() + self._expiry_ms
@@ -354,7 +389,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
-        message = self.channels.take(channel)
+        message = self.queues.take(channel)
         if message is not None:
             return message
         token = owner_token(channel)
@@ -366,7 +401,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 "only the layer whose new_channel() made it can receive from it"
             )
         self._ensure_inbox_feed()
-        return await self.channels.get(channel)
+        return await self.queues.get(channel)
 
     def claim_receive(self, channel: str) -> asyncio.Future[Message]:
         """Like ``receive()`` but a plain future, for consumers of this process's own
@@ -374,7 +409,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if owner_token(channel) != self.token:
             return asyncio.ensure_future(self.receive(channel))
         self._ensure_inbox_feed()
-        return self.channels.claim(channel)
+        return self.queues.claim(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."
@@ -392,7 +427,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 self._named_feeds[channel] = self._start_named_feed(channel)
             else:
                 feed.poke()
-            return await self.channels.get(channel)
+            return await self.queues.get(channel)
         finally:
             left = self._waiting.get(channel, 1) - 1
             if left:
@@ -429,6 +464,9 @@ class RedisChannelLayer(BaseChannelLayer):
             self._deliver_named(channel, items)
 
         key = self.keys.channel(channel)
+        # The queues' take: it also moves due delayed messages and overdue leases
+        # to the list, so plain receivers get those too.
+        take, idle_wait = self.named_queues.feed_take(channel, self.keys.taken(key, self.token))
         return self._start_feed(
             name=f"channel {channel}",
             tag=self.keys.channel_tag(channel),
@@ -437,6 +475,8 @@ class RedisChannelLayer(BaseChannelLayer):
             deliver=deliver,
             batch_size=batch_size,
             wanted=wanted,
+            take=take,
+            idle_wait=idle_wait,
         )
 
     def _start_feed(
@@ -448,11 +488,13 @@ class RedisChannelLayer(BaseChannelLayer):
         deliver: Callable[[bytes, list[bytes]], None],
         batch_size: Callable[[], int],
         wanted: Callable[[], bool],
+        take: Take | None = None,
+        idle_wait: Callable[[], float] | None = None,
     ) -> Feed:
         taken = self.keys.taken(list_key, self.token)
         ttl = self._inbox_ttl
 
-        async def take(count: int, confirmed: bytes, batch_id: bytes) -> Any:
+        async def take_batch(count: int, confirmed: bytes, batch_id: bytes) -> Any:
             return await self._script(
                 tag, scripts.TAKE, (list_key, taken, rejections), (confirmed, batch_id, count, ttl)
             )
@@ -471,19 +513,19 @@ class RedisChannelLayer(BaseChannelLayer):
             list_key=list_key,
             wake_channel=self.keys.wake(list_key),
             find_subscriber=find_subscriber,
-            take=take,
+            take=take or take_batch,
             deliver=deliver,
             batch_size=batch_size,
             wanted=wanted,
             poll_interval=self.limits.poll_interval,
             retry_delay=self.limits.reconnect_backoff[1],
+            idle_wait=idle_wait,
         )
 
     def _deliver_inbox(self, refused: bytes, items: list[bytes]) -> None:
         if refused:
             self.ledger.refused(refused)
         now = _now_ms()
-        channels = self.channels
         for raw in items:
             try:
                 item = envelope.parse(raw)
@@ -498,14 +540,14 @@ class RedisChannelLayer(BaseChannelLayer):
             kind = item.kind
             if kind is Kind.MESSAGE:
                 message = self._decode(item.payload)
-                if message is not None and not channels.offer(item.target, message):
-                    channels.drop(item.target)
+                if message is not None:
+                    offer_local(self.queues, self.stats, item.target, message)
             elif kind is Kind.GROUP:
                 members = self.local_groups.members(item.target)
                 if members:
                     message = self._decode(item.payload)
                     if message is not None:
-                        deliver_to_local(self, members, message)
+                        deliver_to_local(self.queues, self.stats, members, message)
             elif kind is Kind.JOIN:
                 self.local_groups.add(item.target, item.payload)
             elif kind is Kind.LEAVE:
@@ -523,8 +565,8 @@ class RedisChannelLayer(BaseChannelLayer):
                 self.stats.expired += 1
                 continue
             message = self._decode(item.payload)
-            if message is not None and not self.channels.offer(channel, message):
-                self.channels.drop(channel)
+            if message is not None:
+                offer_local(self.queues, self.stats, channel, message)
 
     def _decode(self, payload: Any) -> Message | None:
         try:
@@ -534,15 +576,14 @@ class RedisChannelLayer(BaseChannelLayer):
             return None
 
     def _malformed(self, raw: object, exc: BaseException | None = None) -> None:
-        count = self.stats.extra.get("malformed", 0) + 1
-        self.stats.extra["malformed"] = count
-        if count == 1 or count % 1000 == 0:
-            logger.warning(
-                "Skipped an undecodable channel layer message (%s); %d so far. Different "
-                "serializer_format or symmetric_encryption_keys between processes?",
-                repr(exc) if exc is not None else "bad envelope",
-                count,
-            )
+        count_loss(
+            self.stats,
+            "malformed",
+            logger,
+            "Skipped an undecodable channel layer message (%s; different serializer_format "
+            "or symmetric_encryption_keys between processes?); %d so far",
+            repr(exc) if exc is not None else "bad envelope",
+        )
 
     # -- groups ---------------------------------------------------------------------------
 
@@ -624,7 +665,7 @@ class RedisChannelLayer(BaseChannelLayer):
             pipe.flush_now()
         members = self.local_groups.members(group)
         if members:
-            deliver_to_local(self, members, message)
+            deliver_to_local(self.queues, self.stats, members, message)
         try:
             processes, named = await self._group_targets(group, tag, early)
         except LayerUnavailable as exc:
@@ -644,7 +685,9 @@ class RedisChannelLayer(BaseChannelLayer):
         )
         for result in results:
             if result == -1:
-                self.channels.drop(group, reason="a member's queue in Redis is full")
+                count_dropped(
+                    self.stats, "a group message", group, "a member's queue in Redis is full"
+                )
             elif result:
                 self.stats.expired += result
 
@@ -673,16 +716,44 @@ class RedisChannelLayer(BaseChannelLayer):
         if self.router.ready:
             self._needs_restore.add(self.router.node_for(tag).key)
 
+    # -- named channels as work queues (djwire/layers/redis/queues.py) ---------------------
+
+    async def take(
+        self, channel: str, count: int = 1, *, lease: float | None = None
+    ) -> list[Delivery]:
+        return await self.named_queues.take(channel, count, lease)
+
+    async def ack(self, channel: str, tags: list[str]) -> None:
+        await self.named_queues.ack(channel, tags)
+
+    async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
+        return await self.named_queues.retry(channel, tag, delay)
+
+    async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
+        return await self.named_queues.dead_letter(channel, tag, reason)
+
+    async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
+        return await self.named_queues.dead_letters(channel, limit)
+
+    async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        return await self.named_queues.replay_dead_letters(channel, ids)
+
+    async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        return await self.named_queues.discard_dead_letters(channel, ids)
+
+    async def send_later(self, channel: str, message: Message, delay: float) -> None:
+        await self.named_queues.send_later(channel, message, delay)
+
     # -- direct sockets -------------------------------------------------------------------
 
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
         if owner_token(channel) != self.token:
             return False
-        self.channels.attach(channel, socket)
+        self.queues.attach(channel, socket)
         return True
 
     def detach_socket(self, channel: str) -> None:
-        self.channels.detach(channel)
+        self.queues.detach(channel)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -713,10 +784,11 @@ class RedisChannelLayer(BaseChannelLayer):
                         raise result
                 if cursor == b"0":
                     break
-        self.channels.clear()
+        self.queues.clear()
         self.local_groups.clear()
         self.named_groups.clear()
         self._confirmed.clear()
+        self.named_queues.clear()
 
     async def close(self) -> None:
         """Stop the feeds and close this loop's connections (others close with their

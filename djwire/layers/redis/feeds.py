@@ -51,6 +51,7 @@ class Feed:
         wanted: Callable[[], bool],
         poll_interval: float,
         retry_delay: float,
+        idle_wait: Callable[[], float] | None = None,
     ) -> None:
         self.name = name
         self.token = token
@@ -64,6 +65,9 @@ class Feed:
         self.wanted = wanted
         self.poll_interval = poll_interval
         self.retry_delay = retry_delay
+        # How long to wait for a wake-up after a take found nothing (at most
+        # poll_interval; less when something is due sooner, e.g. a delayed message).
+        self.idle_wait = idle_wait or (lambda: poll_interval)
         self.superseded = False
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
@@ -135,7 +139,7 @@ class Feed:
                         # first, so the next count of waiters is current.
                         await asyncio.sleep(0)
                         continue
-                await self._wait_for_wake(self.poll_interval)
+                await self._wait_for_wake(self.idle_wait())
         finally:
             if subscriber is not None:
                 subscriber.unwatch(self.wake_channel, self.wake.set)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 
 from djwire.exceptions import InvalidChannelLayerError
 
+from ..queues import DEFAULT_MAX_DEAD_LETTERS
+
 MiB = 1 << 20
 
 
@@ -30,8 +32,10 @@ class Limits:
     #: An idle receiver on a named channel looks at the store this often even without
     #: a wake-up (wake-ups are the normal path; this is a safety net).
     poll_interval: float = 1.0
-    #: Most messages one take moves from a named channel into the process.
+    #: Most messages one take() hands out at once.
     max_batch: int = 1000
+    #: Dead letters kept per named channel; past it the oldest go (counted, logged).
+    max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS
     #: Groups whose members a process remembers between sends (each checked with
     #: one indexed read per send); the least recently loaded go first.
     group_cache_size: int = 4096
@@ -43,7 +47,13 @@ class Limits:
                 raise InvalidChannelLayerError(
                     f"IPCChannelLayer {item.name} must be a positive number, not {value!r}"
                 )
-        for name in ("max_message_size", "peer_buffer_size", "max_store_size", "max_batch"):
+        for name in (
+            "max_message_size",
+            "peer_buffer_size",
+            "max_store_size",
+            "max_batch",
+            "max_dead_letters",
+        ):
             if not isinstance(getattr(self, name), int):
                 raise InvalidChannelLayerError(f"IPCChannelLayer {name} must be an int")
         if self.peer_buffer_size < self.max_message_size:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -45,13 +46,14 @@ from ..base import BaseChannelLayer, Message, check_message, count_loss
 from ..delivery import count_dropped, deliver_to_local, offer_local, send_local
 from ..direct import DirectSocket
 from ..local import LocalChannels
+from ..queue_types import DeadLetter, Delivery, check_delay, require_named
 from . import frames, space
 from .config import Limits
-from .feeds import NamedFeed
 from .frames import Kind
 from .inbox import Inbox
 from .links import Link, Sent, probe
 from .store import GroupView, Pushed, Store, StoreFull, now_ms
+from .watches import Watch
 
 logger = logging.getLogger("djwire.layers.ipc")
 
@@ -76,7 +78,7 @@ def owner_token(channel: str) -> str | None:
 class IPCChannelLayer(BaseChannelLayer):
     """A channel layer shared by processes on one machine; see the module docstring."""
 
-    extensions: ClassVar[list[str]] = ["groups", "flush"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
 
     def __init__(
         self,
@@ -93,6 +95,7 @@ class IPCChannelLayer(BaseChannelLayer):
         lock_timeout: float = Limits.lock_timeout,
         poll_interval: float = Limits.poll_interval,
         max_batch: int = Limits.max_batch,
+        max_dead_letters: int = Limits.max_dead_letters,
         group_cache_size: int = Limits.group_cache_size,
         prefix: str | None = None,  # asgi_ipc (Channels 1): the name of the space
         channel_memory: int | None = None,  # asgi_ipc: with group_memory, the store size
@@ -117,6 +120,7 @@ class IPCChannelLayer(BaseChannelLayer):
             lock_timeout=lock_timeout,
             poll_interval=poll_interval,
             max_batch=max_batch,
+            max_dead_letters=max_dead_letters,
             group_cache_size=group_cache_size,
         )
         self.group_expiry = group_expiry
@@ -142,8 +146,8 @@ class IPCChannelLayer(BaseChannelLayer):
         self._inbox: Inbox | None = None
         self._links: dict[str, Link] = {}
         self._gone: dict[str, None] = {}
-        self._feeds: dict[str, NamedFeed] = {}
-        self._waiting: dict[str, int] = {}
+        self._watches: dict[str, Watch] = {}
+        self._leases = itertools.count(1)
         self._views: dict[str, GroupView] = {}
         self._finalizer: weakref.finalize | None = None  # type: ignore[type-arg]
 
@@ -219,9 +223,9 @@ class IPCChannelLayer(BaseChannelLayer):
             return
         kind, target, deadline, message = frame[0], frame[1], frame[2], frame[3]
         if kind == Kind.WAKE:
-            feed = self._feeds.get(target)
-            if feed is not None:
-                feed.poke()
+            watch = self._watches.get(target)
+            if watch is not None:
+                watch.poke()
             return
         if type(message) is not dict or type(target) is not str or type(deadline) is not int:
             self._on_bad_frame("malformed")
@@ -341,19 +345,21 @@ class IPCChannelLayer(BaseChannelLayer):
         for channel, tokens in listeners.items():
             for token in tokens:
                 if token == self.token:
-                    feed = self._feeds.get(channel)
-                    if feed is not None:
-                        feed.poke()
+                    watch = self._watches.get(channel)
+                    if watch is not None:
+                        watch.poke()
                 else:
                     self._write(token, frames.wake_frame(channel))
 
-    async def _push(self, channels: list[tuple[str, int]], packed: bytes) -> Pushed:
+    async def _push(
+        self, channels: list[tuple[str, int]], packed: bytes, delay_ms: int = 0
+    ) -> Pushed:
         self._prepare()
         now = now_ms()
-        deadline = now + self._expiry_ms
         store = self.store
+        expiry = self._expiry_ms
         pushed: Pushed = await store.write(
-            lambda c: store.push_many(c, channels, deadline, packed, now)
+            lambda c: store.push_many(c, channels, now + delay_ms, expiry, packed, now)
         )
         if pushed.expired:
             self.stats.expired += pushed.expired
@@ -426,41 +432,168 @@ class IPCChannelLayer(BaseChannelLayer):
         return f"{prefix}{separator}{self.token}!{secrets.token_hex(6)}"
 
     async def _receive_named(self, channel: str) -> Message:
-        self._ensure_inbox()  # wake-ups arrive there
-        self._waiting[channel] = self._waiting.get(channel, 0) + 1
-        try:
-            feed = self._feeds.get(channel)
-            if feed is None or not feed.alive():
-                if feed is not None:
-                    feed.stop()
-                self._feeds[channel] = NamedFeed(
-                    channel,
-                    self.token,
-                    self.store,
-                    lambda payloads, expired: self._deliver_named(channel, payloads, expired),
-                    lambda: self._waiting.get(channel, 0),
-                    self.limits.max_batch,
-                    self.limits.poll_interval,
-                )
-            else:
-                feed.poke()
-            return await self.queues.get(channel)
-        finally:
-            left = self._waiting.get(channel, 1) - 1
-            if left:
-                self._waiting[channel] = left
-            else:
-                self._waiting.pop(channel, None)
+        (delivery,) = await self.take(channel, 1)
+        return delivery.message
 
-    def _deliver_named(self, channel: str, payloads: list[bytes], expired: int) -> None:
-        self.stats.expired += expired
-        for payload in payloads:
+    # -- named channels as work queues (the "queues" extension) ---------------------
+
+    async def take(
+        self, channel: str, count: int = 1, *, lease: float | None = None
+    ) -> list[Delivery]:
+        """Wait for a message on named ``channel``; up to ``count`` of them, taken in
+        one store transaction, leased for ``lease`` seconds if given."""
+        self.require_valid_channel_name(channel)
+        require_named(channel)
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if lease is not None and not lease > 0:
+            raise ValueError("lease must be a positive number of seconds")
+        count = min(count, self.limits.max_batch)
+        if lease is None:
+            # What an earlier receive() left in this process goes first.
+            local: list[Delivery] = []
+            while len(local) < count and (message := self.queues.take(channel)) is not None:
+                local.append(Delivery(message))
+            if local:
+                return local
+        self._prepare()
+        self._ensure_inbox()  # wake-ups arrive there
+        watch = self._watches.get(channel)
+        if watch is None:
+            watch = self._watches[channel] = Watch(
+                channel, self.token, self.store, self.limits.poll_interval
+            )
+        await watch.enter()
+        try:
+            while True:
+                wakes = watch.wakes
+                now = now_ms()
+                ready, due = self.store.peek(channel, now)
+                if ready:
+                    deliveries = await self._take_now(channel, count, lease, now_ms())
+                    if deliveries:
+                        return deliveries
+                    continue  # another process was quicker: look again
+                wait = self.limits.poll_interval
+                if due is not None:
+                    wait = min(wait, max(0.0, (due - now) / 1000))
+                await watch.sleep(wakes, wait)
+        finally:
+            watch.leave(self._forget_watch)
+
+    async def _take_now(
+        self, channel: str, count: int, lease: float | None, now: int
+    ) -> list[Delivery]:
+        store = self.store
+        held = None
+        if lease is not None:
+            held = (f"{self.token}.{next(self._leases)}.", now + int(lease * 1000))
+        expiry = self._expiry_ms
+        taken = await store.write(lambda c: store.take(c, channel, count, now, expiry, held))
+        self.stats.expired += taken.expired
+        if taken.redelivered:
+            logger.warning(
+                "%d message(s) on %s were not acknowledged within their lease; "
+                "delivering them again",
+                taken.redelivered,
+                channel,
+            )
+        deliveries = []
+        for payload, tag, attempt in taken.rows:
             try:
                 message = frames.unpack_message(payload)
             except Exception:
                 self._on_bad_frame("malformed")
                 continue
-            offer_local(self.queues, self.stats, channel, message)
+            deliveries.append(Delivery(message, tag, attempt))
+        return deliveries
+
+    def _forget_watch(self, watch: Watch) -> None:
+        if self._watches.get(watch.channel) is watch:
+            del self._watches[watch.channel]
+
+    async def ack(self, channel: str, tags: list[str]) -> None:
+        require_named(channel)
+        store = self.store
+        await store.write(lambda c: store.ack(c, channel, list(tags)))
+
+    async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
+        require_named(channel)
+        delay_ms = int(check_delay(delay) * 1000)
+        store, now, expiry = self.store, now_ms(), self._expiry_ms
+        pushed = await store.write(
+            lambda c: store.retry(c, channel, tag, now + delay_ms, expiry, now)
+        )
+        if pushed is None:
+            return False
+        self._wake(pushed.listeners)
+        return True
+
+    async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
+        require_named(channel)
+        store, now, keep = self.store, now_ms(), self.limits.max_dead_letters
+        held, dropped = await store.write(
+            lambda c: store.dead_letter(c, channel, tag, str(reason), now, keep)
+        )
+        for _ in range(dropped):
+            count_loss(
+                self.stats,
+                "dead_letters_dropped",
+                logger,
+                "Dead letters of %s are full (max_dead_letters=%d): dropped the oldest; %d so far",
+                channel,
+                keep,
+            )
+        return bool(held)
+
+    async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
+        require_named(channel)
+        self._prepare()
+        store = self.store
+        letters = []
+        for id_, payload, reason, attempts, failed_at in store.read(
+            lambda c: store.dead_letters(c, channel, limit)
+        ):
+            letters.append(
+                DeadLetter(str(id_), frames.unpack_message(payload), reason, attempts, failed_at)
+            )
+        return letters
+
+    async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        require_named(channel)
+        store, now, expiry = self.store, now_ms(), self._expiry_ms
+        chosen = _letter_ids(ids)
+
+        def replay(connection: Any) -> tuple[int, Pushed]:
+            payloads = store.remove_dead_letters(connection, channel, chosen)
+            return len(payloads), store.replay(connection, channel, payloads, now, expiry)
+
+        self._prepare()
+        count, pushed = await store.write(replay)
+        self._wake(pushed.listeners)
+        return count
+
+    async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        require_named(channel)
+        self._prepare()
+        store, chosen = self.store, _letter_ids(ids)
+        return len(await store.write(lambda c: store.remove_dead_letters(c, channel, chosen)))
+
+    async def send_later(self, channel: str, message: Message, delay: float) -> None:
+        """Queue ``message`` on named ``channel``, to be taken ``delay`` seconds from now."""
+        self.require_valid_channel_name(channel)
+        require_named(channel)
+        check_message(message)
+        delay_ms = int(check_delay(delay) * 1000)
+        packed = frames.pack_message(message, self.limits.max_message_size)
+        capacity = self.get_capacity(channel)
+        try:
+            pushed = await self._push([(channel, capacity)], packed, delay_ms)
+        except StoreFull:
+            self._store_full()
+            raise ChannelFull(channel) from None
+        if pushed.full:
+            raise ChannelFull(channel, capacity)
 
     # -- groups ------------------------------------------------------------------------
 
@@ -566,24 +699,18 @@ class IPCChannelLayer(BaseChannelLayer):
         self._views.clear()
 
     async def close(self) -> None:
-        """Stop this loop's feeds and send what waits for other processes. The process
-        keeps its identity (its channels stay valid) and the layer can be used again;
-        everything is released when the layer is garbage collected or the process ends."""
-        loop = asyncio.get_running_loop()
-        mine = []
-        for channel, feed in list(self._feeds.items()):
-            if feed.loop is loop:
-                feed.stop()
-                mine.append(feed.task)
-                del self._feeds[channel]
-        if mine:
-            _, pending = await asyncio.wait(mine, timeout=self.limits.lock_timeout)
-            for task in pending:
-                task.cancel()
+        """Send what waits for other processes and stop reading on this loop. The
+        process keeps its identity (its channels stay valid) and the layer can be used
+        again; everything is released when the layer is garbage collected or the
+        process ends."""
         for link in list(self._links.values()):
             link.flush()
+        for watch in list(self._watches.values()):
+            if not watch.waiters:
+                watch.unlisten()
+                self._forget_watch(watch)
         if self._inbox is not None:
-            self._inbox.detach(loop)
+            self._inbox.detach(asyncio.get_running_loop())
 
     def _after_fork(self) -> None:
         """In a forked child: become a new process of the space, leaving the
@@ -595,6 +722,13 @@ class IPCChannelLayer(BaseChannelLayer):
         for link in self._links.values():
             link.forget_socket()
         self._begin()
+
+
+def _letter_ids(ids: list[str] | None) -> list[int] | None:
+    """Dead letter ids are the store's row ids; ones that are not are nobody's."""
+    if ids is None:
+        return None
+    return [int(id_) for id_ in ids if isinstance(id_, str) and id_.isdigit()]
 
 
 def _teardown(inbox: Inbox, store: Store, links: dict[str, Link], token: str, pid: int) -> None:

@@ -12,11 +12,18 @@ Tables::
     meta(key, value)                     "seq": a counter bumped by every membership change
     groups(grp, version)                 the seq of the group's last membership change
     members(grp, channel, token, deadline)   token: owning process ('' for named channels)
-    messages(id, channel, deadline, payload) named channels' queues, FIFO by id
+    messages(id, channel, due, deadline, attempt, lease, lease_until, payload)
+                                         named channels' queues (the "queues" extension)
+    dead_letters(id, channel, payload, reason, attempts, failed_at)
     listeners(channel, token)            processes waiting on a named channel (to wake)
 
-Deadlines are wall-clock milliseconds. Expired rows are ignored by every query and
-deleted lazily: a channel's expired messages when it is sent to, and, at most once
+A message is *ready* from ``due`` on (a send: at once; ``send_later``/``retry``:
+later), taken oldest ``due`` first, and *leased* while ``lease`` names its taker's
+lease (``take(..., lease=s)``) until ``lease_until``; a lease not settled by then
+(its worker died) makes the message ready again with ``attempt + 1``, ahead of newer
+ones. Times are wall-clock milliseconds. A ready or delayed message expires at
+``deadline`` (its due time plus ``expiry``); expired rows are ignored by every query
+and deleted lazily: a channel's when it is sent to or taken from, and, at most once
 per ``SWEEP_INTERVAL`` per process, up to ``SWEEP_BATCH`` expired messages and
 memberships anywhere (through the deadline indexes: no scans).
 
@@ -26,10 +33,10 @@ short sleeps, up to ``lock_timeout``, then LayerUnavailable. The file's size is
 capped by ``max_store_size`` (``PRAGMA max_page_count``); a write that would pass
 it raises :class:`StoreFull`.
 
-A later "reliable named channel" (acknowledged after processing, redelivered if
-its taker dies) fits here as a lease: ``take`` marking rows with the taker's token
-instead of deleting them, an ``ack`` deleting them, and ``reclaim`` releasing a
-dead taker's leases.
+Taking without a lease deletes the rows in the transaction that returns them, so a
+taker killed afterwards loses them (at most once); with a lease they stay until
+acknowledged (at least once). Either way no await separates the commit from the
+caller getting the messages, so a cancelled take loses nothing.
 """
 
 from __future__ import annotations
@@ -71,11 +78,20 @@ CREATE INDEX IF NOT EXISTS members_by_group_token ON members(grp, token, deadlin
 CREATE INDEX IF NOT EXISTS members_by_token ON members(token);
 CREATE INDEX IF NOT EXISTS members_by_deadline ON members(deadline);
 CREATE TABLE IF NOT EXISTS messages(
-    id INTEGER PRIMARY KEY, channel TEXT NOT NULL, deadline INTEGER NOT NULL,
+    id INTEGER PRIMARY KEY, channel TEXT NOT NULL, due INTEGER NOT NULL,
+    deadline INTEGER NOT NULL, attempt INTEGER NOT NULL, lease TEXT, lease_until INTEGER,
     payload BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_by_channel ON messages(channel, id);
-CREATE INDEX IF NOT EXISTS messages_by_deadline ON messages(deadline);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages(channel, due, id) WHERE lease IS NULL;
+CREATE INDEX IF NOT EXISTS messages_leased
+    ON messages(channel, lease_until) WHERE lease IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_lease ON messages(lease) WHERE lease IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_deadline ON messages(deadline) WHERE lease IS NULL;
+CREATE TABLE IF NOT EXISTS dead_letters(
+    id INTEGER PRIMARY KEY, channel TEXT NOT NULL, payload BLOB NOT NULL,
+    reason TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_channel ON dead_letters(channel, id);
 CREATE TABLE IF NOT EXISTS listeners(
     channel TEXT NOT NULL, token TEXT NOT NULL, PRIMARY KEY (channel, token)
 ) WITHOUT ROWID;
@@ -121,6 +137,15 @@ def _soonest(
 
 
 _NEVER = 2**62
+
+
+@dataclass
+class Taken:
+    """What :meth:`Store.take` took: ``(payload, lease tag or None, attempt)`` rows."""
+
+    rows: list[tuple[bytes, str | None, int]] = field(default_factory=list)
+    expired: int = 0
+    redelivered: int = 0  # leases that had run out, made ready again
 
 
 @dataclass
@@ -300,65 +325,227 @@ class Store:
         self,
         connection: sqlite3.Connection,
         channels: Iterable[tuple[str, int]],
-        deadline: int,
+        due: int,
+        expiry: int,
         payload: bytes,
         now: int,
     ) -> Pushed:
-        """Queue ``payload`` on each ``(channel, capacity)`` that has room."""
+        """Queue ``payload``, ready at ``due``, on each ``(channel, capacity)`` that has
+        room (ready and delayed messages count; leased ones are with their takers)."""
         pushed = Pushed()
         execute = connection.execute
         for channel, capacity in channels:
-            pushed.expired += execute(
-                "DELETE FROM messages WHERE channel = ? AND deadline <= ?", (channel, now)
-            ).rowcount
+            pushed.expired += self._drop_expired(connection, channel, now)
             (queued,) = execute(
-                "SELECT count(*) FROM messages WHERE channel = ?", (channel,)
+                "SELECT count(*) FROM messages WHERE channel = ? AND lease IS NULL", (channel,)
             ).fetchone()
             if queued >= capacity:
                 pushed.full.append(channel)
                 continue
             execute(
-                "INSERT INTO messages(channel, deadline, payload) VALUES (?, ?, ?)",
-                (channel, deadline, payload),
+                "INSERT INTO messages(channel, due, deadline, attempt, payload) "
+                "VALUES (?, ?, ?, 1, ?)",
+                (channel, due, due + expiry, payload),
             )
-            tokens = [
-                token
-                for (token,) in execute(
-                    "SELECT token FROM listeners WHERE channel = ?", (channel,)
-                )
-            ]
-            if tokens:
-                pushed.listeners[channel] = tokens
+            self._listeners(connection, channel, pushed)
         pushed.expired += self._maybe_sweep(connection, now)
         return pushed
 
-    def has_messages(self, channel: str, now: int) -> bool:
-        def look(connection: sqlite3.Connection) -> bool:
-            (found,) = connection.execute(
-                "SELECT EXISTS(SELECT 1 FROM messages WHERE channel = ? AND deadline > ?)",
+    @staticmethod
+    def _listeners(connection: sqlite3.Connection, channel: str, pushed: Pushed) -> None:
+        tokens = [
+            token
+            for (token,) in connection.execute(
+                "SELECT token FROM listeners WHERE channel = ?", (channel,)
+            )
+        ]
+        if tokens:
+            pushed.listeners[channel] = tokens
+
+    @staticmethod
+    def _drop_expired(connection: sqlite3.Connection, channel: str, now: int) -> int:
+        return int(
+            connection.execute(
+                "DELETE FROM messages WHERE channel = ? AND lease IS NULL AND deadline <= ?",
+                (channel, now),
+            ).rowcount
+        )
+
+    def peek(self, channel: str, now: int) -> tuple[bool, int | None]:
+        """Whether ``channel`` has a message to take now (ready, or with a lease run
+        out), and else when it next may (a delayed message or a lease falls due)."""
+
+        def look(connection: sqlite3.Connection) -> tuple[bool, int | None]:
+            ready, next_due = connection.execute(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE channel = ?1 AND lease IS NULL "
+                "AND due <= ?2 AND deadline > ?2), "
+                "(SELECT min(due) FROM messages WHERE channel = ?1 AND lease IS NULL "
+                "AND due > ?2)",
                 (channel, now),
             ).fetchone()
-            return bool(found)
+            if ready:
+                return True, None
+            (lease_due,) = connection.execute(
+                "SELECT min(lease_until) FROM messages WHERE channel = ? AND lease IS NOT NULL",
+                (channel,),
+            ).fetchone()
+            if lease_due is not None and lease_due <= now:
+                return True, None
+            dues = [due for due in (next_due, lease_due) if due is not None]
+            return False, min(dues) if dues else None
 
         return self.read(look)
 
     @staticmethod
     def take(
-        connection: sqlite3.Connection, channel: str, count: int, now: int
-    ) -> tuple[list[bytes], int]:
-        """Remove and return up to ``count`` unexpired payloads, oldest first, and the
-        number of expired ones dropped on the way."""
-        expired = connection.execute(
-            "DELETE FROM messages WHERE channel = ? AND deadline <= ?", (channel, now)
+        connection: sqlite3.Connection,
+        channel: str,
+        count: int,
+        now: int,
+        expiry: int,
+        lease: tuple[str, int] | None = None,
+    ) -> Taken:
+        """Take up to ``count`` ready messages, oldest due first: removed, or with
+        ``lease=(tag prefix, until)`` leased (each tag is the prefix and the row id)."""
+        taken = Taken()
+        # Leases that ran out: ready again, one attempt more, ahead of newer messages.
+        taken.redelivered = connection.execute(
+            "UPDATE messages SET lease = NULL, lease_until = NULL, attempt = attempt + 1, "
+            "deadline = ? WHERE channel = ? AND lease IS NOT NULL AND lease_until <= ?",
+            (now + expiry, channel, now),
         ).rowcount
-        rows = connection.execute(
-            "DELETE FROM messages WHERE id IN "
-            "(SELECT id FROM messages WHERE channel = ? ORDER BY id LIMIT ?) "
-            "RETURNING id, payload",
-            (channel, count),
-        ).fetchall()
+        taken.expired = Store._drop_expired(connection, channel, now)
+        chosen = (
+            "SELECT id FROM messages WHERE channel = ? AND lease IS NULL AND due <= ? "
+            "ORDER BY due, id LIMIT ?"
+        )
+        if lease is None:
+            rows = connection.execute(
+                f"DELETE FROM messages WHERE id IN ({chosen}) "
+                "RETURNING due, id, attempt, payload, NULL",
+                (channel, now, count),
+            ).fetchall()
+        else:
+            prefix, until = lease
+            rows = connection.execute(
+                f"UPDATE messages SET lease = ? || id, lease_until = ? WHERE id IN ({chosen}) "
+                "RETURNING due, id, attempt, payload, lease",
+                (prefix, until, channel, now, count),
+            ).fetchall()
         rows.sort()  # RETURNING gives no order
-        return [payload for _, payload in rows], expired
+        taken.rows = [(payload, tag, attempt) for _, _, attempt, payload, tag in rows]
+        return taken
+
+    @staticmethod
+    def ack(connection: sqlite3.Connection, channel: str, tags: list[str]) -> None:
+        connection.executemany(
+            "DELETE FROM messages WHERE lease = ? AND channel = ?",
+            [(tag, channel) for tag in tags],
+        )
+
+    def retry(
+        self,
+        connection: sqlite3.Connection,
+        channel: str,
+        tag: str,
+        due: int,
+        expiry: int,
+        now: int,
+    ) -> Pushed | None:
+        """Give a leased message back, ready at ``due``; None if the lease is gone."""
+        changed = connection.execute(
+            "UPDATE messages SET lease = NULL, lease_until = NULL, attempt = attempt + 1, "
+            "due = ?, deadline = ? WHERE lease = ? AND channel = ? AND lease_until > ?",
+            (due, due + expiry, tag, channel, now),
+        ).rowcount
+        if not changed:
+            return None
+        pushed = Pushed()
+        self._listeners(connection, channel, pushed)  # their next due time changed
+        return pushed
+
+    @staticmethod
+    def dead_letter(
+        connection: sqlite3.Connection,
+        channel: str,
+        tag: str,
+        reason: str,
+        now: int,
+        keep: int,
+    ) -> tuple[bool, int]:
+        """Move a leased message to the dead letters, keeping the newest ``keep`` of
+        the channel's: (whether the lease was still held, how many old ones went)."""
+        row = connection.execute(
+            "DELETE FROM messages WHERE lease = ? AND channel = ? AND lease_until > ? "
+            "RETURNING payload, attempt",
+            (tag, channel, now),
+        ).fetchone()
+        if row is None:
+            return False, 0
+        connection.execute(
+            "INSERT INTO dead_letters(channel, payload, reason, attempts, failed_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (channel, row[0], reason, row[1], now / 1000),
+        )
+        (kept,) = connection.execute(
+            "SELECT count(*) FROM dead_letters WHERE channel = ?", (channel,)
+        ).fetchone()
+        dropped = 0
+        if kept > keep:
+            dropped = connection.execute(
+                "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters "
+                "WHERE channel = ? ORDER BY id LIMIT ?)",
+                (channel, kept - keep),
+            ).rowcount
+        return True, int(dropped)
+
+    @staticmethod
+    def dead_letters(
+        connection: sqlite3.Connection, channel: str, limit: int
+    ) -> list[tuple[int, bytes, str, int, float]]:
+        return connection.execute(
+            "SELECT id, payload, reason, attempts, failed_at FROM dead_letters "
+            "WHERE channel = ? ORDER BY id LIMIT ?",
+            (channel, limit),
+        ).fetchall()
+
+    @staticmethod
+    def remove_dead_letters(
+        connection: sqlite3.Connection, channel: str, ids: Iterable[int] | None
+    ) -> list[bytes]:
+        """Delete dead letters (all, or those with ``ids``); their payloads, oldest first."""
+        if ids is None:
+            rows = connection.execute(
+                "DELETE FROM dead_letters WHERE channel = ? RETURNING id, payload", (channel,)
+            ).fetchall()
+        else:
+            rows = []
+            for id_ in ids:
+                rows += connection.execute(
+                    "DELETE FROM dead_letters WHERE channel = ? AND id = ? RETURNING id, payload",
+                    (channel, id_),
+                ).fetchall()
+        rows.sort()
+        return [payload for _, payload in rows]
+
+    def replay(
+        self,
+        connection: sqlite3.Connection,
+        channel: str,
+        payloads: list[bytes],
+        now: int,
+        expiry: int,
+    ) -> Pushed:
+        """Queue dead letters' payloads again as new messages (capacity does not apply:
+        someone decided to)."""
+        connection.executemany(
+            "INSERT INTO messages(channel, due, deadline, attempt, payload) "
+            "VALUES (?, ?, ?, 1, ?)",
+            [(channel, now, now + expiry, payload) for payload in payloads],
+        )
+        pushed = Pushed()
+        self._listeners(connection, channel, pushed)
+        return pushed
 
     @staticmethod
     def listen(connection: sqlite3.Connection, channel: str, token: str) -> None:
@@ -499,8 +686,8 @@ class Store:
             return 0
         self.swept = clock
         expired = connection.execute(
-            "DELETE FROM messages WHERE id IN "
-            "(SELECT id FROM messages WHERE deadline <= ? ORDER BY deadline LIMIT ?)",
+            "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+            "WHERE lease IS NULL AND deadline <= ? ORDER BY deadline LIMIT ?)",
             (now, SWEEP_BATCH),
         ).rowcount
         groups = {
@@ -518,7 +705,7 @@ class Store:
 
     @staticmethod
     def flush(connection: sqlite3.Connection) -> None:
-        for table in ("members", "groups", "messages"):
+        for table in ("members", "groups", "messages", "dead_letters"):
             connection.execute(f"DELETE FROM {table}")  # fixed table names
         # Bump the counter (never reset it), so no cached view survives a flush.
         connection.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq'")

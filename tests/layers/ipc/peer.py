@@ -91,6 +91,16 @@ class Peer:
             pass
         return got
 
+    async def op_take(
+        self,
+        channel: str,
+        count: int = 1,
+        lease: float | None = None,
+        timeout: float = RECEIVE_TIMEOUT,  # noqa: ASYNC109 - a field of the request
+    ) -> list[Any]:
+        deliveries = await asyncio.wait_for(self.layer.take(channel, count, lease=lease), timeout)
+        return [[d.message, d.tag, d.attempt] for d in deliveries]
+
     async def op_group_add(self, group: str, channel: str) -> None:
         await self.layer.group_add(group, channel)
 
@@ -166,7 +176,8 @@ class Peer:
         connection = store._connect()
         connection.execute("BEGIN IMMEDIATE")
         connection.execute(
-            "INSERT INTO messages(channel, deadline, payload) VALUES ('half-done', ?, ?)",
+            "INSERT INTO messages(channel, due, deadline, attempt, payload) "
+            "VALUES ('half-done', 0, ?, 1, ?)",
             (2**41, b"\x80"),
         )
         self.reply(id=0, result="locked")

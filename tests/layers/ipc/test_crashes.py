@@ -191,3 +191,20 @@ async def test_random_kills_under_load_never_corrupt_or_reorder(
     for sender, numbers in by_sender.items():
         # What a killed process sent arrives in order and without gaps: a prefix.
         assert numbers == list(range(len(numbers))), sender
+
+
+async def test_leased_messages_of_a_killed_taker_go_to_another_process(
+    make_layer: MakeLayer, peers
+) -> None:
+    layer = make_layer()
+    (taker,) = await peers(1)
+    for n in range(5):
+        await layer.send("reliable", {"type": "job", "n": n})
+    held = await taker.call("take", channel="reliable", count=5, lease=0.5)
+    assert [(m["n"], attempt) for m, _, attempt in held] == [(n, 1) for n in range(5)]
+    taker.kill()
+    await taker.wait()
+    again = await asyncio.wait_for(layer.take("reliable", 10, lease=5), TIMEOUT)
+    assert [(d.message["n"], d.attempt) for d in again] == [(n, 2) for n in range(5)]
+    await layer.ack("reliable", [d.tag for d in again])  # type: ignore[misc]
+    assert await layer.dead_letters("reliable") == []

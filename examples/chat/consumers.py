@@ -8,6 +8,8 @@ Protocol (JSON text frames):
 - server -> every member: ``{"type": "message", "message": {...}, "client_id": ...}``
 - server -> client on bad input: ``{"type": "error", "error": "...", "client_id"}`` (the socket
   stays open: one bad message is not a reason to drop the user)
+
+A message starting with "!" is also sent to the ``chat-bot`` worker (chat/bot.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.conf import settings
 from djwire.db import database_sync_to_async
 from djwire.generic.websocket import AsyncJsonWebsocketConsumer
 
+from .bot import BOT_CHANNEL
 from .models import ChatMessage, Room
 from .names import guest_name, new_guest_name
 
@@ -122,6 +125,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_send(
             self.room.group_name, {"type": "websocket.send", "text": json.dumps(payload)}
         )
+        if text.startswith("!"):
+            # A command for the bot, a worker in another process (chat/bot.py).
+            await self.channel_layer.send(
+                BOT_CHANNEL, {"type": "chat.command", "room": self.room.name, "text": text}
+            )
 
     async def error(self, text: str, client_id: str | None = None) -> None:
         await self.send_json({"type": "error", "error": text, "client_id": client_id})

@@ -1,11 +1,13 @@
 """Settings of the djwire demo site (liveblog + chat).
 
-Defaults run everything in one process: SQLite next to manage.py and the in-memory
-channel layer. Environment variables change that without editing this file:
+Defaults: SQLite next to manage.py and the IPC channel layer, so every process of the
+demo on this machine reaches the same sockets with nothing else to run: several
+server processes (``djwire serve --workers 2``), the chat's worker (``manage.py
+runworker chat-bot``) and commands (``manage.py liveblog_post``, ``manage.py shell``).
+Environment variables change that without editing this file:
 
-- ``DJWIRE_DEMO_REDIS=redis://127.0.0.1:6379/0`` uses the Redis channel layer, so
-  several server processes (``djwire serve --workers 2``) and other processes
-  (``manage.py liveblog_post``, ``manage.py shell``) reach the same sockets.
+- ``DJWIRE_DEMO_REDIS=redis://127.0.0.1:6379/0`` uses the Redis channel layer instead
+  (processes on several machines).
 - ``DJWIRE_DEMO_DB=/path/to/db.sqlite3`` puts the database elsewhere (the tests do).
 - ``DJWIRE_DEMO_DEBUG=0`` turns DEBUG off; ``DJWIRE_DEMO_SECRET_KEY`` sets the key.
 - ``DJWIRE_DEMO_CHAT_MAX_LENGTH`` is the longest chat message accepted (characters).
@@ -82,7 +84,7 @@ if _redis_url:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "djwire.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "djwire.layers.ipc.IPCChannelLayer"}}
 
 # Chat limits (see chat/consumers.py).
 DEMO_CHAT_MAX_LENGTH = int(os.environ.get("DJWIRE_DEMO_CHAT_MAX_LENGTH", "500"))

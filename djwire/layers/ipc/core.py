@@ -79,6 +79,9 @@ class IPCChannelLayer(BaseChannelLayer):
     """A channel layer shared by processes on one machine; see the module docstring."""
 
     extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
+    #: The processes of one shared space reach each other's channels and groups
+    #: (read by ``djwire serve --workers`` and ``manage.py check``, which warn otherwise).
+    shared_between_processes: ClassVar[bool] = True
 
     def __init__(
         self,

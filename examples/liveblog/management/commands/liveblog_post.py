@@ -2,8 +2,8 @@
 
     python manage.py liveblog_post launch-day "Champagne is open" --title "Cheers"
 
-With the Redis channel layer (DJWIRE_DEMO_REDIS) open pages show it at once;
-with the in-memory layer only the server's own process can reach its sockets.
+Open pages show it at once: the demo's channel layer (IPC, or Redis with
+DJWIRE_DEMO_REDIS) carries it from this process to the server's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from liveblog.models import Blog, Post
 
 
 class Command(BaseCommand):
-    help = "Add a post to a liveblog (pages open on it show the post live with Redis)."
+    help = "Add a post to a liveblog (pages open on it show the post live)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug", help="the blog's slug, e.g. launch-day")

@@ -35,10 +35,13 @@ TIMEOUT = 15
 
 @pytest.fixture
 def no_channel_layers(settings, monkeypatch):
+    existed = spaces.resolve(spaces.project_name(), None).exists()
     del settings.CHANNEL_LAYERS
     monkeypatch.delenv(IMPLICIT_IPC_LAYER_ENV, raising=False)
     yield settings
     channel_layers.set("default", None)
+    if not existed:  # the test suite's own default space: leave nothing behind
+        shutil.rmtree(spaces.resolve(spaces.project_name(), None), ignore_errors=True)
 
 
 def test_without_channel_layers_there_is_no_layer_as_in_channels(no_channel_layers) -> None:

@@ -11,8 +11,9 @@ What changes, and nothing else:
 * code that uses a module bound by ``import channels...`` (``channels.layers.X``);
 * dotted paths in strings and comments: ``"channels.layers.InMemoryChannelLayer"``,
   ``"channels_redis.core.RedisChannelLayer"``, ``mock.patch("channels.db...")``, and
-  Channels 1's backends ``"asgiref.inmemory.ChannelLayer"`` and
-  ``"asgi_redis.RedisChannelLayer"``;
+  Channels 1's backends ``"asgiref.inmemory.ChannelLayer"``,
+  ``"asgi_redis.RedisChannelLayer"`` and ``"asgi_ipc.IPCChannelLayer"`` (whose
+  ``prefix``/``channel_memory``/``group_memory`` options djwire's IPC layer accepts);
 * ``"channels"`` as an entry of ``INSTALLED_APPS`` becomes ``"djwire"``.
 
 A variable or attribute named ``channels`` (``layer.channels``, ``channels = []``) is
@@ -46,6 +47,10 @@ _IN_TEXT = [
     (
         re.compile(r"(?<![\w.])asgi_redis\.RedisChannelLayer\b"),
         "djwire.layers.redis.RedisChannelLayer",
+    ),
+    (
+        re.compile(r"(?<![\w.])asgi_ipc\.IPCChannelLayer\b"),
+        "djwire.layers.ipc.IPCChannelLayer",
     ),
     (re.compile(r"(?<![\w.])channels_redis\.core\b"), "djwire.layers.redis"),
     (re.compile(r"(?<![\w.])channels\.(?=[A-Za-z_])"), "djwire."),

@@ -83,6 +83,7 @@ def test_dotted_paths_in_strings_and_comments_are_rewritten() -> None:
         patch("channels.db.close_old_connections")
         text = "Django channels. Not a path"
         ONE = ["asgiref.inmemory.ChannelLayer", "asgi_redis.RedisChannelLayer"]
+        IPC = "asgi_ipc.IPCChannelLayer"
         """
     assert rewritten(before) == textwrap.dedent("""\
         # see djwire.layers.InMemoryChannelLayer
@@ -91,6 +92,7 @@ def test_dotted_paths_in_strings_and_comments_are_rewritten() -> None:
         patch("djwire.db.close_old_connections")
         text = "Django channels. Not a path"
         ONE = ["djwire.layers.InMemoryChannelLayer", "djwire.layers.redis.RedisChannelLayer"]
+        IPC = "djwire.layers.ipc.IPCChannelLayer"
         """)
 
 

@@ -101,8 +101,8 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
 # -- roles (each runs in a child process, or both in one for the in-memory layer) ---------
 
 
-async def echo(layer: Any, channel: str, count: int) -> None:
-    for _ in range(count):
+async def echo(layer: Any, channel: str) -> None:
+    while True:
         message = await layer.receive(channel)
         await layer.send(message["reply_to"], message)
 
@@ -222,8 +222,10 @@ async def child_role(role: str, impl: str, where: str, rest: list[str]) -> None:
     layer = make_layer(impl, where)
     if role == "echo":
         channel = await layer.new_channel()
+        echoing = asyncio.ensure_future(echo(layer, channel))
         emit(channel=channel)
-        await echo(layer, channel, int(rest[0]) + 400)
+        await asyncio.to_thread(sys.stdin.read)  # until the driver closes stdin
+        echoing.cancel()
     elif role == "ping":
         emit(**await ping(layer, rest[1], int(rest[0]), int(rest[2])))
     elif role == "take":
@@ -268,7 +270,7 @@ async def memory_cell(kind: str, arg: int) -> dict[str, Any]:
         return pipelined_result(poured, await taking)
     if kind in IN_FLIGHT:
         channel = await layer.new_channel()
-        echoing = asyncio.ensure_future(echo(layer, channel, arg + 400))
+        echoing = asyncio.ensure_future(echo(layer, channel))
         result = await ping(layer, channel, arg, IN_FLIGHT[kind])
         echoing.cancel()
         return result

@@ -17,8 +17,9 @@ No server to run: processes that open the same *shared space* (a directory, see
   only when the version changed since the process last looked: a group send costs
   one indexed read plus one frame per process, not a row per member.
 * **Named channels** (no ``!``: workers, background tasks) are queues in the store
-  that any process may receive from, each message going to one receiver (see
-  :mod:`.feeds`).
+  that any process may take from, each message going to one taker, with the
+  ``"queues"`` extension (leases, retries, dead letters, delayed sends; see
+  :mod:`.store`). Waiters are woken by their senders (see :mod:`.watches`).
 
 Processes that end without closing are noticed by the others the first time they
 write to them (the socket refuses connections); their memberships and listening
@@ -35,6 +36,7 @@ import logging
 import os
 import re
 import secrets
+import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,7 +52,7 @@ from ..queue_types import DeadLetter, Delivery, check_delay, require_named
 from . import frames, space
 from .config import Limits
 from .frames import Kind
-from .inbox import Inbox
+from .inbox import STARTING_PREFIX, Inbox
 from .links import Link, Sent, probe
 from .store import GroupView, Pushed, Store, StoreFull, now_ms
 from .watches import Watch
@@ -190,9 +192,15 @@ class IPCChannelLayer(BaseChannelLayer):
         """Forget every process of the space that has ended (this one just started)."""
         sockets = self.space / space.SOCKETS_DIR
         try:
-            tokens = {entry.name for entry in os.scandir(sockets)}
+            entries = list(os.scandir(sockets))
         except OSError:
-            tokens = set()
+            entries = []
+        tokens = {entry.name for entry in entries if not entry.name.startswith(STARTING_PREFIX)}
+        for entry in entries:  # left by a process that died while starting
+            if entry.name.startswith(STARTING_PREFIX):
+                with contextlib.suppress(OSError):
+                    if time.time() - entry.stat(follow_symlinks=False).st_mtime > 60:
+                        os.unlink(entry.path)
         tokens |= self.store.read(self.store.tokens)
         tokens.discard(self.token)
         for token in tokens:

@@ -35,6 +35,8 @@ logger = logging.getLogger("djwire.layers.ipc")
 RECV_SIZE = 256 * 1024
 #: Pending connections the kernel keeps for us (capped by net.core.somaxconn).
 BACKLOG = 1024
+#: A socket file named so is still being set up (see Inbox.__init__).
+STARTING_PREFIX = "."
 
 OnFrame = Callable[[Any], None]
 OnBad = Callable[[str], None]
@@ -60,14 +62,22 @@ class Inbox:
         self.pid = os.getpid()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: dict[int, _Connection] = {}
+        # Bound under a temporary name and renamed once listening: a socket file under
+        # its real name always accepts, so a process that finds it refusing knows its
+        # owner has ended (a process starting at the same moment is not mistaken for
+        # one that ended, and its socket is not removed).
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        starting = path.with_name(STARTING_PREFIX + path.name)
         try:
-            listener.bind(str(path))
-            os.chmod(path, 0o600)  # the directory keeps others out; this too
+            listener.bind(str(starting))
+            os.chmod(starting, 0o600)  # the directory keeps others out; this too
             listener.listen(BACKLOG)
             listener.setblocking(False)
+            os.rename(starting, path)
         except BaseException:
             listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(starting)
             raise
         self.listener = listener
 

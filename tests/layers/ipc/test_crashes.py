@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import socket
 import sqlite3
 
 import pytest
+
+from djwire.layers.ipc.links import probe
 
 from .conftest import MakeLayer, PeerError, PeerProcess, eventually
 from .peer import intact
@@ -208,3 +211,23 @@ async def test_leased_messages_of_a_killed_taker_go_to_another_process(
     assert [(d.message["n"], d.attempt) for d in again] == [(n, 2) for n in range(5)]
     await layer.ack("reliable", [d.tag for d in again])  # type: ignore[misc]
     assert await layer.dead_letters("reliable") == []
+
+
+async def test_a_starting_process_is_never_taken_for_an_ended_one(
+    make_layer: MakeLayer, space, monkeypatch
+) -> None:
+    # Processes that start together probe each other's sockets: a socket file under
+    # its real name must already accept connections, or its owner would be reclaimed.
+    seen: list[list[str]] = []
+    listen = socket.socket.listen
+
+    def listening(sock: socket.socket, *args: int) -> None:
+        seen.append(sorted(os.listdir(space / "p")))
+        listen(sock, *args)
+
+    monkeypatch.setattr(socket.socket, "listen", listening)
+    layer = make_layer()
+    await layer.new_channel()
+    assert seen == [[f".{layer.token}"]]  # not yet under its real name while not listening
+    assert sorted(os.listdir(space / "p")) == [layer.token]
+    assert probe(space / "p" / layer.token)

@@ -38,7 +38,7 @@ import re
 import secrets
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -175,11 +175,12 @@ class IPCChannelLayer(BaseChannelLayer):
         inbox = self._inbox
         if inbox is None:
             self._prepare()
+            # Weakly: the finalizer holds the inbox, and must not keep the layer alive.
             inbox = self._inbox = Inbox(
                 self._socket_path(self.token),
                 self.limits.max_message_size,
-                self._on_frame,
-                self._on_bad_frame,
+                _weakly(self._on_frame),
+                _weakly(self._on_bad_frame),
             )
             self._finalizer = weakref.finalize(
                 self, _teardown, inbox, self.store, self._links, self.token, self.pid
@@ -320,7 +321,7 @@ class IPCChannelLayer(BaseChannelLayer):
                     token,
                     self._socket_path(token),
                     self.limits.peer_buffer_size,
-                    self._on_link_lost,
+                    _weakly(self._on_link_lost),
                 ),
             )
         return link
@@ -733,6 +734,18 @@ class IPCChannelLayer(BaseChannelLayer):
         for link in self._links.values():
             link.forget_socket()
         self._begin()
+
+
+def _weakly(method: Callable[..., None]) -> Callable[..., None]:
+    """``method``, without keeping its object alive."""
+    reference = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> None:
+        bound = reference()
+        if bound is not None:
+            bound(*args)
+
+    return call
 
 
 def _letter_ids(ids: list[str] | None) -> list[int] | None:

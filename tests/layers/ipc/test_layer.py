@@ -4,6 +4,7 @@ process: they talk over real Unix sockets and one real store)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import threading
@@ -213,3 +214,18 @@ async def test_a_forked_child_is_a_new_process_of_the_space(make_layer: MakeLaye
     other = make_layer()
     await other.send(mine, {"type": "still here"})
     assert (await receive(parent, mine))["type"] == "still here"
+
+
+async def test_a_layer_nobody_holds_is_torn_down(space: Path) -> None:
+    layer = IPCChannelLayer(path=space)
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    other = IPCChannelLayer(path=space)
+    await other.send(channel, {"type": "x"})  # a connection to it, too
+    await asyncio.sleep(0.05)
+    socket_file = space / "p" / layer.token
+    assert await asyncio.to_thread(socket_file.exists)
+    del layer
+    gc.collect()
+    assert not await asyncio.to_thread(socket_file.exists)
+    assert await other.group_channels("g") == []

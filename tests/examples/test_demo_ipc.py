@@ -15,12 +15,11 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from websockets.sync.client import ClientConnection, connect
 
 from .demo import EXAMPLES, PYTHON, DemoServer, demo_env, manage
+from .test_demo_site import open_socket, receive
 
 TIMEOUT = 10
 SHOW_SPACE = "from djwire.layers import get_channel_layer; print(get_channel_layer().space)"
@@ -58,16 +57,6 @@ def ipc_demo(
             worker.kill()
             worker.wait()
         shutil.rmtree(space, ignore_errors=True)
-
-
-def open_socket(server: DemoServer, path: str) -> ClientConnection:
-    return connect(server.ws_url + path, origin=server.url, open_timeout=TIMEOUT, close_timeout=2)
-
-
-def receive(ws: ClientConnection) -> dict[str, Any]:
-    message = json.loads(ws.recv(timeout=TIMEOUT))
-    assert isinstance(message, dict)
-    return message
 
 
 def test_the_chat_worker_answers_every_member_in_any_server_process(

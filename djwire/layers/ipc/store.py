@@ -47,7 +47,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -236,27 +236,30 @@ class Store:
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in one write transaction; wait (from the loop) while it is busy."""
-        deadline = time.monotonic() + self.lock_timeout
-        for delay in itertools.chain(_BACKOFF, itertools.repeat(_BACKOFF[-1])):
+        for delay in self._waits():
             done, result = self._try_write(work)
             if done:
                 return result  # type: ignore[return-value]
-            if time.monotonic() > deadline:
-                raise self._stuck()
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     def write_now(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """:meth:`write` for code that cannot await (teardown): waits by sleeping."""
-        deadline = time.monotonic() + self.lock_timeout
-        for delay in itertools.chain(_BACKOFF, itertools.repeat(_BACKOFF[-1])):
+        for delay in self._waits():
             done, result = self._try_write(work)
             if done:
                 return result  # type: ignore[return-value]
-            if time.monotonic() > deadline:
-                raise self._stuck()
             time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _waits(self) -> Iterator[float]:
+        """The sleeps between attempts on a busy store, for ``lock_timeout`` at most;
+        then LayerUnavailable."""
+        deadline = time.monotonic() + self.lock_timeout
+        for delay in itertools.chain(_BACKOFF, itertools.repeat(_BACKOFF[-1])):
+            yield delay
+            if time.monotonic() > deadline:
+                raise self._stuck()
 
     def _try_write(self, work: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
         with self._lock:
@@ -301,15 +304,12 @@ class Store:
             raise self._unavailable(exc) from exc
 
     def _retry_blocking(self, call: Callable[[], T]) -> T:
-        deadline = time.monotonic() + self.lock_timeout
-        for delay in itertools.chain(_BACKOFF, itertools.repeat(_BACKOFF[-1])):
+        for delay in self._waits():
             try:
                 return call()
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise
-            if time.monotonic() > deadline:
-                raise self._stuck()
             time.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -17,6 +17,7 @@ from asgiref.sync import async_to_sync
 from djwire.exceptions import ChannelFull
 from djwire.layers.ipc import IPCChannelLayer
 
+from ..test_memory import Encoder, Socket
 from .conftest import MakeLayer, eventually
 
 TIMEOUT = 5
@@ -29,28 +30,6 @@ async def receive(layer: IPCChannelLayer, channel: str, seconds: float = TIMEOUT
 async def nothing_for(layer: IPCChannelLayer, channel: str, seconds: float = 0.2) -> None:
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive(channel), seconds)
-
-
-class Encoder:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, text: str | None, data: bytes | None) -> bytes:
-        self.calls += 1
-        return b"frame:" + (text.encode() if text is not None else data or b"")
-
-    def __hash__(self) -> int:
-        return id(self)
-
-
-class Socket:
-    def __init__(self, encoder: Encoder) -> None:
-        self.frame_encoder = encoder
-        self.frames: list[bytes] = []
-
-    def write_frame(self, frame: bytes) -> bool:
-        self.frames.append(frame)
-        return True
 
 
 async def test_group_websocket_send_from_another_process_goes_straight_to_sockets(

@@ -21,7 +21,6 @@ import pytest
 from .demo import EXAMPLES, PYTHON, DemoServer, demo_env, manage
 from .test_demo_site import open_socket, receive
 
-TIMEOUT = 10
 SHOW_SPACE = "from djwire.layers import get_channel_layer; print(get_channel_layer().space)"
 
 

@@ -49,7 +49,17 @@ sys.path.insert(0, str(HERE.parent))  # tests.support.redis_servers starts Redis
 sys.path.insert(0, str(HERE))
 
 from memory_layer import machine_description  # noqa: E402
-from redis_layer import Child, emit, fresh_redis  # noqa: E402
+from redis_layer import (  # noqa: E402
+    Child,
+    emit,
+    fresh_redis,
+    group_members,
+    group_rounds,
+    group_sender,
+    pipelined_result,
+    pour,
+    take,
+)
 
 RESULTS = HERE / "ipc_results.json"
 REPORT = HERE / "RESULTS-ipc.md"
@@ -148,76 +158,6 @@ async def ping(layer: Any, target: str, count: int, in_flight: int = 1) -> dict[
     }
 
 
-async def take(layer: Any, channel: str, count: int) -> dict[str, Any]:
-    first = last = received = 0
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(CELL_TIMEOUT):
-            while received < count:
-                await layer.receive(channel)
-                last = time.monotonic_ns()
-                if not received:
-                    first = last
-                received += 1
-    return {"received": received, "first_ns": first, "last_ns": last}
-
-
-async def pour(layer: Any, channel: str, count: int) -> dict[str, Any]:
-    """``count`` sends, ``WINDOW`` at a time (gathered), as bench/redis_layer.py does."""
-    message = {"type": "bench.message", "text": MESSAGE_TEXT}
-    sent = 0
-    start = time.monotonic_ns()
-    deadline = time.monotonic() + CELL_TIMEOUT
-    while sent < count and time.monotonic() < deadline:
-        batch = min(WINDOW, count - sent)
-        await asyncio.gather(*(layer.send(channel, dict(message)) for _ in range(batch)))
-        sent += batch
-    return {"sent": sent, "start_ns": start, "end_ns": time.monotonic_ns()}
-
-
-def pipelined_result(poured: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
-    seconds = (got["last_ns"] - poured["start_ns"]) / 1e9
-    return {
-        "messages": poured["sent"],
-        "received": got["received"],
-        "seconds": seconds,
-        "per_second": got["received"] / seconds if seconds > 0 else 0.0,
-    }
-
-
-async def group_members(layer: Any, members: int) -> None:
-    channels = [await layer.new_channel() for _ in range(members)]
-    for start in range(0, members, 50):
-        await asyncio.gather(*(layer.group_add("bench", c) for c in channels[start : start + 50]))
-    counts: dict[int, int] = {}
-
-    async def member(channel: str) -> None:
-        while True:
-            seq = (await layer.receive(channel))["seq"]
-            counts[seq] = counts.get(seq, 0) + 1
-            if counts[seq] == members:
-                emit(seq=seq, all_ns=time.monotonic_ns())
-
-    tasks = [asyncio.ensure_future(member(channel)) for channel in channels]
-    await asyncio.sleep(0.5)
-    emit(ready=members)
-    await asyncio.to_thread(sys.stdin.read)  # until the driver closes stdin
-    for task in tasks:
-        task.cancel()
-
-
-async def group_sender(layer: Any) -> None:
-    await layer.send("warmup-sink", {"type": "x"})
-    while True:
-        line = await asyncio.to_thread(sys.stdin.readline)
-        if not line.strip():
-            break
-        seq = int(line)
-        message = {"type": "bench.message", "seq": seq, "text": MESSAGE_TEXT}
-        start = time.monotonic_ns()
-        await layer.group_send("bench", message)
-        emit(seq=seq, start_ns=start, end_ns=time.monotonic_ns())
-
-
 async def child_role(role: str, impl: str, where: str, rest: list[str]) -> None:
     layer = make_layer(impl, where)
     if role == "echo":
@@ -267,7 +207,7 @@ async def memory_cell(kind: str, arg: int) -> dict[str, Any]:
         channel = await layer.new_channel()
         taking = asyncio.ensure_future(take(layer, channel, arg))
         poured = await pour(layer, channel, arg)
-        return pipelined_result(poured, await taking)
+        return pipelined_result(poured, await taking, arg)
     if kind in IN_FLIGHT:
         channel = await layer.new_channel()
         echoing = asyncio.ensure_future(echo(layer, channel))
@@ -383,7 +323,7 @@ def measure_pipelined(impl: str) -> dict[str, Any]:
         taker.finish()
     finally:
         place.close()
-    return pipelined_result(poured, got)
+    return pipelined_result(poured, got, count)
 
 
 def measure_group(impl: str, members: int, rounds: int) -> dict[str, Any]:
@@ -392,22 +332,10 @@ def measure_group(impl: str, members: int, rounds: int) -> dict[str, Any]:
     place = Place(impl)
     try:
         receiver = Child("1", "members", impl, place.where, str(members), script=__file__)
-        receiver.read(timeout=300)  # ready
         sender = Child("0", "group-sender", impl, place.where, script=__file__)
-        calls, alls = [], []
-        for seq in range(rounds + 1):
-            sender.write(f"{seq}\n")
-            sent = sender.read()
-            done = receiver.read()
-            assert done["seq"] == seq, (done, seq)
-            if seq:  # round 0 warms up
-                calls.append((sent["end_ns"] - sent["start_ns"]) / 1e6)
-                alls.append((done["all_ns"] - sent["start_ns"]) / 1e6)
-        sender.finish()
-        receiver.finish()
+        return group_rounds(receiver, sender, members, rounds)
     finally:
         place.close()
-    return group_result(members, calls, alls)
 
 
 def median_of(samples: list[dict[str, Any]], field: str) -> float:

@@ -77,9 +77,8 @@ def emit(**fields: Any) -> None:
 # -- child roles ---------------------------------------------------------------------------
 
 
-async def receiver_send_receive(impl: str, url: str, count: int) -> None:
-    layer = make_layer(impl, url)
-    channel = await layer.new_channel()
+async def take(layer: Any, channel: str, count: int) -> dict[str, Any]:
+    """Receive ``count`` messages on ``channel``: when the first and last arrived."""
     first = last = 0
     received = 0
 
@@ -92,19 +91,14 @@ async def receiver_send_receive(impl: str, url: str, count: int) -> None:
                 first = last
             received += 1
 
-    task = asyncio.ensure_future(loop())
-    await asyncio.sleep(0.3)  # subscriptions / feeds in place
-    emit(channel=channel)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(task, CELL_TIMEOUT)
-    emit(received=received, first_ns=first, last_ns=last)
-    await layer.flush()
+        await asyncio.wait_for(loop(), CELL_TIMEOUT)
+    return {"received": received, "first_ns": first, "last_ns": last}
 
 
-async def sender_send_receive(impl: str, url: str, count: int, channel: str) -> None:
-    layer = make_layer(impl, url)
+async def pour(layer: Any, channel: str, count: int) -> dict[str, Any]:
+    """Send ``count`` messages, ``WINDOW`` at a time (pipelined)."""
     message = {"type": "bench.message", "text": MESSAGE_TEXT}
-    await layer.send("warmup-sink", dict(message))  # connect before the clock starts
     start = time.monotonic_ns()
     sent = 0
     deadline = time.monotonic() + CELL_TIMEOUT
@@ -112,11 +106,28 @@ async def sender_send_receive(impl: str, url: str, count: int, channel: str) -> 
         batch = min(WINDOW, count - sent)
         await asyncio.gather(*(layer.send(channel, dict(message)) for _ in range(batch)))
         sent += batch
-    emit(sent=sent, start_ns=start, end_ns=time.monotonic_ns())
+    return {"sent": sent, "start_ns": start, "end_ns": time.monotonic_ns()}
 
 
-async def receiver_group(impl: str, url: str, members: int) -> None:
+async def receiver_send_receive(impl: str, url: str, count: int) -> None:
     layer = make_layer(impl, url)
+    channel = await layer.new_channel()
+    task = asyncio.ensure_future(take(layer, channel, count))
+    await asyncio.sleep(0.3)  # subscriptions / feeds in place
+    emit(channel=channel)
+    emit(**await task)
+    await layer.flush()
+
+
+async def sender_send_receive(impl: str, url: str, count: int, channel: str) -> None:
+    layer = make_layer(impl, url)
+    await layer.send("warmup-sink", {"type": "bench.message"})  # connect before the clock
+    emit(**await pour(layer, channel, count))
+
+
+async def group_members(layer: Any, members: int) -> None:
+    """``members`` channels in group "bench", each receiving in a loop; reports when
+    all of them got a message, and runs until the driver closes stdin."""
     channels = [await layer.new_channel() for _ in range(members)]
     # 50 at a time: channels_redis on redis-py 8 raises MaxConnectionsError beyond 100.
     for start in range(0, members, 50):
@@ -140,8 +151,8 @@ async def receiver_group(impl: str, url: str, members: int) -> None:
     await layer.flush()
 
 
-async def sender_group(impl: str, url: str) -> None:
-    layer = make_layer(impl, url)
+async def group_sender(layer: Any) -> None:
+    """One group_send to "bench" per line the driver writes (its sequence number)."""
     await layer.send("warmup-sink", {"type": "x"})
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
@@ -165,8 +176,8 @@ def child(argv: list[str]) -> None:  # runs in the pinned child processes
     coroutine = {
         "receiver-sr": lambda: receiver_send_receive(impl, url, int(rest[0])),
         "sender-sr": lambda: sender_send_receive(impl, url, int(rest[0]), rest[1]),
-        "receiver-group": lambda: receiver_group(impl, url, int(rest[0])),
-        "sender-group": lambda: sender_group(impl, url),
+        "receiver-group": lambda: group_members(make_layer(impl, url), int(rest[0])),
+        "sender-group": lambda: group_sender(make_layer(impl, url)),
     }[role]()
     uvloop.run(coroutine)
 
@@ -243,6 +254,11 @@ def measure_send_receive(impl: str) -> dict[str, Any]:
         receiver.finish()
     finally:
         server.cleanup()
+    return pipelined_result(sent, got, count)
+
+
+def pipelined_result(sent: dict[str, Any], got: dict[str, Any], count: int) -> dict[str, Any]:
+    """messages/s from a sender's ``pour`` and a receiver's ``take``."""
     seconds = (got["last_ns"] - sent["start_ns"]) / 1e9
     return {
         "messages": count,
@@ -256,21 +272,27 @@ def measure_group(impl: str, members: int, rounds: int) -> dict[str, Any]:
     server = fresh_redis()
     try:
         receiver = Child("1", "receiver-group", impl, server.url, str(members))
-        receiver.read(timeout=300)  # ready
         sender = Child("0", "sender-group", impl, server.url)
-        calls, alls = [], []
-        for seq in range(rounds + 1):
-            sender.write(f"{seq}\n")
-            sent = sender.read()
-            done = receiver.read()
-            assert done["seq"] == seq, (done, seq)
-            if seq:  # round 0 warms up
-                calls.append((sent["end_ns"] - sent["start_ns"]) / 1e6)
-                alls.append((done["all_ns"] - sent["start_ns"]) / 1e6)
-        sender.finish()
-        receiver.finish()
+        return group_rounds(receiver, sender, members, rounds)
     finally:
         server.cleanup()
+
+
+def group_rounds(receiver: Child, sender: Child, members: int, rounds: int) -> dict[str, Any]:
+    """Drive ``group_members`` and ``group_sender`` children: one warm-up and ``rounds``
+    group sends, one at a time; medians of the call and of the time until all received."""
+    receiver.read(timeout=300)  # ready
+    calls, alls = [], []
+    for seq in range(rounds + 1):
+        sender.write(f"{seq}\n")
+        sent = sender.read()
+        done = receiver.read()
+        assert done["seq"] == seq, (done, seq)
+        if seq:  # round 0 warms up
+            calls.append((sent["end_ns"] - sent["start_ns"]) / 1e6)
+            alls.append((done["all_ns"] - sent["start_ns"]) / 1e6)
+    sender.finish()
+    receiver.finish()
     until_all = statistics.median(alls)
     return {
         "members": members,

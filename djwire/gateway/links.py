@@ -386,11 +386,11 @@ class WebSocketLink(Link):
             self.closed = True
             self.layer.detach_socket(self.conn)
             await self._send(event)
-        elif kind in (
-            "websocket.send",
-            "websocket.http.response.start",
-            "websocket.http.response.body",
-        ):
+        elif kind == "websocket.send" and not self.accepted:
+            logger.warning(
+                "Gateway: a websocket.send before the accept was dropped (%s)", self.conn
+            )
+        elif kind in _PASSED_ON:
             await self._send(event)
         else:
             logger.warning("Gateway: unexpected reply %r for a WebSocket; ignored", kind)

@@ -57,13 +57,21 @@ CONNECTION_PREFIX = "djwire.conn."
 GATEWAY_PREFIX = "djwire.gateway."
 WORKER_PREFIX = "djwire.worker."
 
-#: Scope keys that do not cross to workers: server-side objects, not data.
-LOCAL_SCOPE_KEYS = frozenset({"extensions", "state"})
+#: Scope keys that do not cross to workers: the server's lifespan state, in its process.
+LOCAL_SCOPE_KEYS = frozenset({"state"})
 
 
 def portable_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a connection scope a worker can be sent (serializable data)."""
+    """The part of a connection scope a worker can be sent (serializable data).
+
+    ASGI extensions that are plain data (``websocket.http.response``: ``{}``) cross;
+    server-side objects (djwire's direct socket) do not.
+    """
     portable = {key: value for key, value in scope.items() if key not in LOCAL_SCOPE_KEYS}
+    extensions = scope.get("extensions") or {}
+    portable["extensions"] = {
+        name: value for name, value in extensions.items() if isinstance(value, dict)
+    }
     portable["headers"] = [[name, value] for name, value in scope.get("headers", ())]
     for key in ("client", "server"):
         if portable.get(key) is not None:

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from typing import Any
 
+from djwire.exceptions import RouteNotFound
 from djwire.gateway import protocol
 from djwire.gateway.settings import GatewaySettings
 from djwire.layers import BaseChannelLayer
@@ -43,6 +44,24 @@ ACK_INTERVAL = 0.01
 AUDIT_INTERVAL = 2.0
 
 
+class _Replied:
+    """What the application has sent so far: enough to close what it leaves open."""
+
+    __slots__ = ("closed", "finished", "started")
+
+    def __init__(self) -> None:
+        self.started = self.finished = self.closed = False
+
+    def note(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "http.response.start":
+            self.started = True
+        elif kind == "http.response.body" and not event.get("more_body", False):
+            self.finished = True
+        elif kind == "websocket.close" or kind == "websocket.http.response.body":
+            self.closed = True
+
+
 class HostedConnection:
     """One gateway connection on this worker: its application instance and events."""
 
@@ -59,10 +78,11 @@ class HostedConnection:
         self.done_seq = events[0][0] - 1 if events else self.last_seq
         self.current: tuple[int, dict[str, Any]] | None = None
         scope = protocol.worker_scope(message["scope"])
-        scope["extensions"] = {WORKER_EXTENSION: self}
+        scope["extensions"] = {**(scope.get("extensions") or {}), WORKER_EXTENSION: self}
         self.scope = scope
         self.is_websocket = scope.get("type") == "websocket"
         self.consumer: Any = None
+        self.replied = _Replied()
         self.absorb_accept = False
         self.released = False
         self.claimed_at = time.monotonic()
@@ -114,6 +134,7 @@ class HostedConnection:
         if self.absorb_accept and kind == "websocket.accept":
             self.absorb_accept = False
             return
+        self.replied.note(event)
         layer = self.host.layer
         if kind == "websocket.send" and len(event) == 2:
             # As it is: the gateway writes it straight to the socket.
@@ -159,33 +180,43 @@ class HostedConnection:
         self.task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
+        """The application returned or raised: close what it left open, as the
+        interface server does in-process."""
         self.host.forget(self)
         if task.cancelled() or self.released:
             return
         error = task.exception()
         if self.current is not None:
             self._done(self.current[0])  # handled, if badly: not to be run again
-        if error is not None:
+        path = self.scope.get("path")
+        if isinstance(error, RouteNotFound):
+            logger.warning("Not Found: %s %s (%s)", self.scope.get("type"), path, error)
+        elif error is not None:
             logger.error(
-                "The application for %s %s raised; closing it",
+                "Exception in ASGI application for %s %s",
                 self.scope.get("type"),
-                self.scope.get("path"),
+                path,
                 exc_info=error,
             )
-            if self.is_websocket:
-                self.host.spawn(self.send({"type": "websocket.close", "code": 1011}))
-            else:
-                self.host.spawn(self._answer_500())
+        if self.is_websocket:
+            if not self.replied.closed:
+                code = 1000 if error is None else 1011
+                self.host.spawn(self.send({"type": "websocket.close", "code": code}))
+        elif not self.replied.finished:
+            if error is None:
+                logger.error(
+                    "ASGI application returned without finishing its response to %s", path
+                )
+            self.host.spawn(self._end_response(404 if isinstance(error, RouteNotFound) else 500))
 
-    async def _answer_500(self) -> None:
-        await self.send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-            }
-        )
-        await self.send({"type": "http.response.body", "body": b"Internal Server Error\n"})
+    async def _end_response(self, status: int) -> None:
+        if not self.replied.started:
+            text = b"Not Found\n" if status == 404 else b"Internal Server Error\n"
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            await self.send({"type": "http.response.start", "status": status, "headers": headers})
+            await self.send({"type": "http.response.body", "body": text})
+        else:
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def release(self) -> None:
         """Hand the connection back to its gateway, for another worker to run."""

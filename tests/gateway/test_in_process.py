@@ -59,7 +59,14 @@ class SyncEcho(WebsocketConsumer):
         self.send(text_data=f"echo:{text_data}")
 
 
+class Broken(AsyncJsonWebsocketConsumer):
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the consumer")
+
+
 async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["path"] == "/silent/":
+        return  # returns without a response: the worker answers 500 for it
     event = await receive()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"x-n", b"1")]})
     await send({"type": "http.response.body", "body": b"hello " + event.get("body", b"")})
@@ -69,7 +76,11 @@ application = ProtocolTypeRouter(
     {
         "http": hello,
         "websocket": URLRouter(
-            [path("count/<room>/", Counter.as_asgi()), path("echo/", SyncEcho.as_asgi())]
+            [
+                path("count/<room>/", Counter.as_asgi()),
+                path("echo/", SyncEcho.as_asgi()),
+                path("broken/", Broken.as_asgi()),
+            ]
         ),
     }
 )
@@ -224,3 +235,34 @@ async def test_past_max_pending_new_handshakes_and_requests_get_503(
                 async with await opening as ws:
                     await ws.send(json.dumps({}))
                     assert await recv_json(ws) == {"count": 1}
+
+
+async def test_what_the_application_leaves_open_is_closed_as_in_process(
+    layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+    gateway = GatewayApp(FAST)
+    async with running_worker(layer), serve(gateway) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url("/no/such/route/"))
+        assert refused.value.response.status_code == 403
+        async with connect(server.url("/broken/")) as ws:
+            await ws.send(json.dumps({}))
+            with pytest.raises(ConnectionClosedError):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 1011
+
+        def fetch() -> int:
+            try:
+                with urllib.request.urlopen(server.url("/silent/", "http"), timeout=TIMEOUT):
+                    return 200
+            except urllib.error.HTTPError as error:
+                return int(error.code)
+
+        assert await asyncio.to_thread(fetch) == 500
+    assert "Not Found: websocket /no/such/route/" in caplog.text
+    assert "a bug in the consumer" in caplog.text

@@ -110,6 +110,17 @@ class GatewayApp:
                     "process can serve the gateway. Use the Redis (or IPC) layer.",
                     type(layer).__name__,
                 )
+            capacity = layer.get_capacity(protocol.CONNECTION_PREFIX + "x!x")
+            if capacity < protocol.REPLY_WINDOW + 16:
+                logger.warning(
+                    "Gateway: connection channels hold %d messages (the layer's capacity for "
+                    "%s*); a worker may have %d replies in flight for one connection, so "
+                    "give them at least %d (channel_capacity) or replies will be dropped",
+                    capacity,
+                    protocol.CONNECTION_PREFIX,
+                    protocol.REPLY_WINDOW,
+                    protocol.REPLY_WINDOW + 16,
+                )
             self.layer = layer
             self.channel = await layer.new_channel(protocol.GATEWAY_PREFIX)
             await layer.group_add(protocol.GATEWAYS_GROUP, self.channel)

@@ -59,6 +59,7 @@ class Link:
         self.first_posted = 0.0
         self.finished = False
         self.wake = asyncio.Event()
+        self.replies_done = 0  # REPLYs of the current owner passed on (see CREDIT)
 
     # -- numbering and ownership ----------------------------------------------------------
 
@@ -107,6 +108,7 @@ class Link:
     def post_open(self) -> None:
         """Offer the connection to any worker (again), with what it needs to go on."""
         self.epoch += 1
+        self.replies_done = 0
         self.set_owner(None)
         now = time.monotonic()
         if self.waiting_since is None and self.epoch == 1:
@@ -232,6 +234,7 @@ class Link:
         if kind == protocol.REPLY:
             if message.get("epoch") == self.epoch:
                 await self.on_reply(message["event"])
+                self._credit()
         elif kind == protocol.CLAIM:
             await self.on_claim(message["worker"], message["epoch"])
         elif kind == protocol.RELEASE:
@@ -243,6 +246,18 @@ class Link:
 
     async def on_reply(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _credit(self) -> None:
+        """Let the owner send more replies once enough went to the client."""
+        self.replies_done += 1
+        if self.replies_done % protocol.CREDIT_EVERY == 0 and self.owner is not None:
+            message = {
+                "type": protocol.CREDIT,
+                "conn": self.conn,
+                "epoch": self.epoch,
+                "n": protocol.CREDIT_EVERY,
+            }
+            self.app.spawn(self.layer.send(self.owner, message))
 
     async def on_direct(self, message: dict[str, Any]) -> None:
         logger.warning("Gateway: %s got a socket message; dropped", self.kind)

@@ -16,6 +16,7 @@ to the worker that runs the connection.
     CONFIRM  -> worker channel            it does: start the application
     EVENT    -> worker channel            one client event or layer message, numbered
              <- REPLY     (conn channel)  an ASGI event for the client
+    CREDIT   -> worker channel            REPLYs sent on to the client: send more
              <- websocket.send            straight to the socket
              <- ACKS      (gateway channel) events handled, and the consumer's state
              <- RELEASE   (conn channel)  a stopping worker hands the connection back
@@ -43,6 +44,7 @@ EVENT = "djwire.gateway.event"
 CLAIM = "djwire.gateway.claim"
 CONFIRM = "djwire.gateway.confirm"
 REPLY = "djwire.gateway.reply"
+CREDIT = "djwire.gateway.credit"
 ACKS = "djwire.gateway.acks"
 RELEASE = "djwire.gateway.release"
 REVOKE = "djwire.gateway.revoke"
@@ -56,6 +58,12 @@ WORKERS_GROUP = "djwire.workers"
 CONNECTION_PREFIX = "djwire.conn."
 GATEWAY_PREFIX = "djwire.gateway."
 WORKER_PREFIX = "djwire.worker."
+
+#: REPLYs of one connection a worker may have in flight before it waits for CREDIT (a
+#: streamed response to a slow client must not overflow the connection's channel).
+REPLY_WINDOW = 64
+#: The gateway gives this much CREDIT back at a time, per connection.
+CREDIT_EVERY = 32
 
 #: Scope keys that do not cross to workers: the server's lifespan state, in its process.
 LOCAL_SCOPE_KEYS = frozenset({"state"})

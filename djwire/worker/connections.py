@@ -83,6 +83,8 @@ class HostedConnection:
         self.is_websocket = scope.get("type") == "websocket"
         self.consumer: Any = None
         self.replied = _Replied()
+        self.in_flight = 0  # REPLYs the gateway has not credited yet
+        self.credit = asyncio.Event()
         self.absorb_accept = False
         self.released = False
         self.claimed_at = time.monotonic()
@@ -140,9 +142,13 @@ class HostedConnection:
             # As it is: the gateway writes it straight to the socket.
             await layer.send(self.conn, event)
         else:
-            await layer.send(
-                self.conn, {"type": protocol.REPLY, "epoch": self.epoch, "event": event}
-            )
+            while self.in_flight >= protocol.REPLY_WINDOW:
+                # The gateway is behind (a slow client): wait, as send() does in-process.
+                self.credit.clear()
+                await self.credit.wait()
+            self.in_flight += 1
+            reply = {"type": protocol.REPLY, "epoch": self.epoch, "event": event}
+            await layer.send(self.conn, reply)
 
     # -- events ------------------------------------------------------------------------
 
@@ -409,6 +415,10 @@ class ConnectionHost:
             if kind == protocol.EVENT:
                 if hosted is not None and hosted.epoch == message["epoch"] and not hosted.released:
                     hosted.deliver(message["seq"], message["event"])
+            elif kind == protocol.CREDIT:
+                if hosted is not None and hosted.epoch == message["epoch"]:
+                    hosted.in_flight = max(0, hosted.in_flight - int(message["n"]))
+                    hosted.credit.set()
             elif kind == protocol.CONFIRM:
                 if hosted is not None and hosted.epoch == message["epoch"] and hosted.task is None:
                     hosted.start()

@@ -26,6 +26,7 @@ from tests.server.support import serve
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT = 5
+STREAMED_CHUNKS = 300
 FAST = GatewaySettings(heartbeat_interval=0.05, worker_timeout=0.3, claim_timeout=1.0)
 
 
@@ -67,6 +68,13 @@ class Broken(AsyncJsonWebsocketConsumer):
 async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["path"] == "/silent/":
         return  # returns without a response: the worker answers 500 for it
+    if scope["path"] == "/stream/":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for n in range(STREAMED_CHUNKS):
+            chunk = b"%05d" % n * 2000
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
     event = await receive()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"x-n", b"1")]})
     await send({"type": "http.response.body", "body": b"hello " + event.get("body", b"")})
@@ -266,3 +274,31 @@ async def test_what_the_application_leaves_open_is_closed_as_in_process(
         assert await asyncio.to_thread(fetch) == 500
     assert "Not Found: websocket /no/such/route/" in caplog.text
     assert "a bug in the consumer" in caplog.text
+
+
+async def test_a_long_streamed_response_reaches_a_slow_client_whole(
+    layer: InMemoryChannelLayer,
+) -> None:
+    gateway = GatewayApp(FAST)
+    async with running_worker(layer), serve(gateway) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /stream/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = bytearray()
+        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+            received += chunk
+            await asyncio.sleep(0.005)  # a slow client: the worker must wait, not drop
+        writer.close()
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    # chunked transfer coding: take the chunk sizes out
+    data = bytearray()
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        data += body[:size]
+        body = body[size + 2 :]
+    expected = b"".join(b"%05d" % n * 2000 for n in range(STREAMED_CHUNKS))
+    assert len(data) == len(expected) and data == expected
+    assert layer.stats.dropped_full == 0

@@ -47,6 +47,8 @@ class GatewayApp:
         self.owned: dict[str, set[Link]] = {}
         self.waiting: set[Link] = set()
         self.lingering: set[Link] = set()
+        #: Links with events their worker has not acknowledged yet.
+        self.unsettled: set[Link] = set()
         #: worker channel -> when it last gave a sign of life (monotonic)
         self.workers: dict[str, float] = {}
         self.started_at = 0.0
@@ -238,6 +240,8 @@ class GatewayApp:
                         link.owner_silent()
             for link in list(self.lingering):
                 link.wake.set()  # time to see whether it may go
+            for link in list(self.unsettled):
+                link.resend_if_stalled(now)
             timeout = self.settings.worker_timeout
             for worker, seen in list(self.workers.items()):
                 if now - seen > 60 * timeout:

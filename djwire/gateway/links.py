@@ -60,16 +60,40 @@ class Link:
         self.finished = False
         self.wake = asyncio.Event()
         self.replies_done = 0  # REPLYs of the current owner passed on (see CREDIT)
+        self.progress_at = 0.0  # when the owner last acknowledged (or we last resent)
 
     # -- numbering and ownership ----------------------------------------------------------
 
     async def push(self, event: dict[str, Any]) -> None:
         """Number an event and send it to the owner, or keep it until there is one."""
         self.seq += 1
+        if not self.unacked:
+            self.progress_at = time.monotonic()
         self.unacked.append((self.seq, event))
+        self.app.unsettled.add(self)
         if self.owner is not None and self.sent_upto == self.seq - 1:
             self.sent_upto = self.seq
             await self._send_event(self.owner, self.seq, event)
+
+    def resend_if_stalled(self, now: float) -> None:
+        """Events sent but not acknowledged for ``resend_after``: send them again (one may
+        have been dropped on the way; the worker ignores those it already has)."""
+        if not self.unacked:
+            self.app.unsettled.discard(self)
+            return
+        owner = self.owner
+        if owner is None or now - self.progress_at < self.settings.resend_after:
+            return
+        self.progress_at = now
+        self.app.spawn(
+            self._resend(owner, [item for item in self.unacked if item[0] <= self.sent_upto])
+        )
+
+    async def _resend(self, owner: str, events: list[tuple[int, dict[str, Any]]]) -> None:
+        for seq, event in events:
+            if self.owner != owner:
+                return
+            await self._send_event(owner, seq, event)
 
     async def _send_event(self, owner: str, seq: int, event: dict[str, Any]) -> None:
         message = {
@@ -157,8 +181,12 @@ class Link:
         if epoch != self.epoch:
             return
         unacked = self.unacked
+        if unacked and unacked[0][0] <= seq:
+            self.progress_at = time.monotonic()
         while unacked and unacked[0][0] <= seq:
             unacked.popleft()
+        if not unacked:
+            self.app.unsettled.discard(self)
         if state is not None:
             self.state = state
         self.wake.set()
@@ -221,6 +249,7 @@ class Link:
         self.set_owner(None)
         self.set_waiting(None)
         self.app.lingering.discard(self)
+        self.app.unsettled.discard(self)
 
     def receive_conn(self) -> asyncio.Future[dict[str, Any]]:
         claim = getattr(self.layer, "claim_receive", None)

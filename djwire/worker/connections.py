@@ -42,6 +42,8 @@ TAKE_BATCH = 16
 ACK_INTERVAL = 0.01
 #: How often a worker lists its connections to their gateways, which revoke stale ones.
 AUDIT_INTERVAL = 2.0
+#: Events of a connection kept while one before them is missing (it is sent again).
+MAX_EARLY_EVENTS = 1000
 
 
 class _Replied:
@@ -72,6 +74,7 @@ class HostedConnection:
         self.epoch: int = message["epoch"]
         events = [(int(seq), event) for seq, event in message.get("events", ())]
         self.events: deque[tuple[int, dict[str, Any]]] = deque(events)
+        self.early: dict[int, dict[str, Any]] = {}  # arrived ahead of a missing one
         self.last_seq = events[-1][0] if events else 0
         self.resumed = not (events and events[0][0] == 1)
         self.saved_state: bytes | None = message.get("state")
@@ -153,10 +156,19 @@ class HostedConnection:
     # -- events ------------------------------------------------------------------------
 
     def deliver(self, seq: int, event: dict[str, Any]) -> None:
-        if seq <= self.last_seq:
+        """Queue event ``seq`` for the application, in order, each once."""
+        if seq <= self.last_seq or seq in self.early:
             return  # a duplicate: already queued or handled
+        if seq != self.last_seq + 1:
+            # One before it went missing (a full channel): the gateway sends it again.
+            if len(self.early) < MAX_EARLY_EVENTS:
+                self.early[seq] = event
+            return
         self.last_seq = seq
         self.events.append((seq, event))
+        while (later := self.early.pop(self.last_seq + 1, None)) is not None:
+            self.last_seq += 1
+            self.events.append((self.last_seq, later))
         self.arrived.set()
 
     def _done(self, seq: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from typing import Any
@@ -44,6 +45,8 @@ ACK_INTERVAL = 0.01
 AUDIT_INTERVAL = 2.0
 #: Events of a connection kept while one before them is missing (it is sent again).
 MAX_EARLY_EVENTS = 1000
+#: Capacity of a connection worker's own channel, unless configured otherwise.
+WORKER_CHANNEL_CAPACITY = 10_000
 
 
 class _Replied:
@@ -305,6 +308,14 @@ class ConnectionHost:
 
     async def handle(self) -> None:
         self.channel = await self.layer.new_channel(protocol.WORKER_PREFIX)
+        if not self.layer.configured_capacity(self.channel):
+            # Events for every connection of this worker share its channel, which it
+            # drains into per-connection queues at once; a busy moment must not
+            # overflow it (what does is sent again, after resend_after).
+            own = self.channel.partition("!")[0] + "!"
+            self.layer.set_capacity(
+                re.compile(re.escape(own)), max(self.layer.capacity, WORKER_CHANNEL_CAPACITY)
+            )
         await self.layer.group_add(protocol.WORKERS_GROUP, self.channel)
         logger.info(
             "Connection worker %s taking connections from %s",

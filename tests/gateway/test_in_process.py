@@ -302,29 +302,3 @@ async def test_a_long_streamed_response_reaches_a_slow_client_whole(
     expected = b"".join(b"%05d" % n * 2000 for n in range(STREAMED_CHUNKS))
     assert len(data) == len(expected) and data == expected
     assert layer.stats.dropped_full == 0
-
-
-async def test_events_dropped_on_the_way_to_the_worker_are_sent_again_in_order() -> None:
-    # The worker's channel holds 2 messages: most events of a burst are refused
-    # on the way and must be sent again.
-    layer = InMemoryChannelLayer(channel_capacity={"djwire.worker.*": 2})
-    old = channel_layers.set("default", layer)
-    settings = GatewaySettings(
-        heartbeat_interval=0.05, worker_timeout=0.3, claim_timeout=1.0, resend_after=0.2
-    )
-    try:
-        gateway = GatewayApp(settings)
-        host = ConnectionHost(application, layer, WorkerSettings(), settings)
-        task = asyncio.ensure_future(host.handle())
-        try:
-            async with serve(gateway) as server, connect(server.url("/count/burst/")) as ws:
-                for _ in range(30):
-                    await ws.send(json.dumps({}))
-                counts = [(await recv_json(ws))["count"] for _ in range(30)]
-        finally:
-            await host.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    finally:
-        channel_layers.set("default", old)
-    assert counts == list(range(1, 31))

@@ -123,7 +123,7 @@ class Limits:
         ]
 
 
-def parse_hosts(hosts: Sequence[Any] | None) -> list[Node]:
+def parse_hosts(hosts: Sequence[Any] | str | Mapping[str, Any] | None) -> list[Node]:
     if hosts is None:
         hosts = [("localhost", 6379)]
     single_pair = isinstance(hosts, tuple) and len(hosts) == 2 and isinstance(hosts[1], int)

@@ -96,7 +96,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.prefix = prefix
         self.keys = Keys(prefix)
         self.limits = Limits.from_options(type(self).__name__, limits)
-        nodes = parse_hosts(hosts)  # type: ignore[arg-type]
+        nodes = parse_hosts(hosts)
         #: How many ``hosts`` entries (shards, or Cluster seeds) there are, as in
         #: channels_redis.
         self.ring_size = len(nodes)

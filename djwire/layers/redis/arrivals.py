@@ -28,13 +28,13 @@ logger = logging.getLogger("djwire.layers.redis")
 class Arrivals:
     def __init__(
         self,
-        queues: LocalChannels,
+        local: LocalChannels,
         stats: LayerStats,
         serializer: Serializer,
         ledger: LossLedger,
         members: MembershipMirror,
     ) -> None:
-        self.queues = queues
+        self.local = local
         self.stats = stats
         self.serializer = serializer
         self.ledger = ledger
@@ -48,13 +48,13 @@ class Arrivals:
             if kind is Kind.MESSAGE:
                 message = self.decode(item.payload)
                 if message is not None:
-                    offer_local(self.queues, self.stats, item.target, message)
+                    offer_local(self.local, self.stats, item.target, message)
             elif kind is Kind.GROUP:
                 members = self.members.members(item.target)
                 if members:
                     message = self.decode(item.payload)
                     if message is not None:
-                        deliver_to_local(self.queues, self.stats, members, message)
+                        deliver_to_local(self.local, self.stats, members, message)
             elif kind is Kind.JOIN:
                 self.members.add(item.target, item.payload)
             elif kind is Kind.LEAVE:
@@ -64,7 +64,7 @@ class Arrivals:
         for item in self._live(items):
             message = self.decode(item.payload)
             if message is not None:
-                offer_local(self.queues, self.stats, channel, message)
+                offer_local(self.local, self.stats, channel, message)
 
     def _live(self, items: list[bytes]) -> Iterator[envelope.Item]:
         """The items that parse and have not expired; the others are counted. Inbox

@@ -115,7 +115,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.token = secrets.token_hex(6)
         self._expiry_ms = int(expiry * 1000)
 
-        self.queues = LocalChannels(expiry, self.get_capacity, self.stats)
+        self.local = LocalChannels(expiry, self.get_capacity, self.stats)
         self.monitor = OutageMonitor(self.stats)
         self.restarts = RestartWatch(self.stats, self.limits.restart_grace)
         self.commands = Commands(
@@ -135,7 +135,7 @@ class RedisChannelLayer(BaseChannelLayer):
             self.restarts,
             self.keys,
             self.token,
-            self.queues,
+            self.local,
             self.stats,
             self.monitor,
             self.serializer,
@@ -143,10 +143,10 @@ class RedisChannelLayer(BaseChannelLayer):
             group_expiry,
         )
         arrivals = Arrivals(
-            self.queues, self.stats, self.serializer, LossLedger(self.stats), self.group_ops.local
+            self.local, self.stats, self.serializer, LossLedger(self.stats), self.group_ops.own
         )
         self.feeds = Feeds(
-            self.commands, self.keys, self.token, self.queues, arrivals, self.pushes.inbox_ttl
+            self.commands, self.keys, self.token, self.local, arrivals, self.pushes.inbox_ttl
         )
 
     def __repr__(self) -> str:
@@ -166,7 +166,7 @@ class RedisChannelLayer(BaseChannelLayer):
         check_message(message)
         token = owner_token(channel)
         if token == self.token:
-            send_local(self.queues, self.stats, channel, message)
+            send_local(self.local, self.stats, channel, message)
             return
         payload = self.serializer.dumps(message)
         deadline = now_ms() + self._expiry_ms
@@ -183,7 +183,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
-        message = self.queues.take(channel)
+        message = self.local.take(channel)
         if message is not None:
             return message
         token = owner_token(channel)
@@ -195,7 +195,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 "only the layer whose new_channel() made it can receive from it"
             )
         self.feeds.ensure_inbox()
-        return await self.queues.get(channel)
+        return await self.local.get(channel)
 
     def claim_receive(self, channel: str) -> asyncio.Future[Message]:
         """Like ``receive()`` but a plain future, for consumers of this process's own
@@ -203,7 +203,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if owner_token(channel) != self.token:
             return asyncio.ensure_future(self.receive(channel))
         self.feeds.ensure_inbox()
-        return self.queues.claim(channel)
+        return self.local.claim(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."
@@ -239,11 +239,11 @@ class RedisChannelLayer(BaseChannelLayer):
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
         if owner_token(channel) != self.token:
             return False
-        self.queues.attach(channel, socket)
+        self.local.attach(channel, socket)
         return True
 
     def detach_socket(self, channel: str) -> None:
-        self.queues.detach(channel)
+        self.local.detach(channel)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -275,7 +275,7 @@ class RedisChannelLayer(BaseChannelLayer):
                         raise result
                 if cursor == b"0":
                     break
-        self.queues.clear()
+        self.local.clear()
         self.group_ops.clear()
         self.feeds.confirmed.clear()
 

@@ -162,14 +162,14 @@ class Feeds:
         commands: Commands,
         keys: Keys,
         token: str,
-        queues: LocalChannels,
+        local: LocalChannels,
         arrivals: Arrivals,
         take_ttl: int,
     ) -> None:
         self.commands = commands
         self.keys = keys
         self.token = token
-        self.queues = queues
+        self.local = local
         self.arrivals = arrivals
         self.take_ttl = take_ttl  # how long a taken batch is kept for its confirmation
         self.limits = commands.limits
@@ -207,7 +207,7 @@ class Feeds:
                 self.named[channel] = self._start_named(channel)
             else:
                 feed.poke()
-            return await self.queues.get(channel)
+            return await self.local.get(channel)
         finally:
             left = self.waiting.get(channel, 1) - 1
             if left:

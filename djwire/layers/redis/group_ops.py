@@ -48,7 +48,7 @@ class GroupOps:
         restarts: RestartWatch,
         keys: Keys,
         token: str,
-        queues: LocalChannels,
+        local: LocalChannels,
         stats: LayerStats,
         monitor: OutageMonitor,
         serializer: Serializer,
@@ -60,11 +60,11 @@ class GroupOps:
         self.restarts = restarts
         self.keys = keys
         self.token = token
-        self.queues = queues
+        self.local = local
         self.stats = stats
         self.monitor = monitor
         self.serializer = serializer
-        self.local = MembershipMirror(group_expiry)  # this process's channels' groups
+        self.own = MembershipMirror(group_expiry)  # this process's channels' groups
         self.named = MembershipMirror(group_expiry)  # named channels this process added
         self.expiry_ms = int(expiry * 1000)
         self.group_expiry_ms = int(group_expiry * 1000)
@@ -84,7 +84,7 @@ class GroupOps:
     async def add(self, group: str, channel: str) -> None:
         token = owner_token(channel)
         if token == self.token:
-            self.local.add(group, channel)
+            self.own.add(group, channel)
         elif token is None:
             self.named.add(group, channel)
         deadline = now_ms() + self.group_expiry_ms
@@ -109,7 +109,7 @@ class GroupOps:
     async def discard(self, group: str, channel: str) -> None:
         token = owner_token(channel)
         if token == self.token:
-            self.local.discard(group, channel)
+            self.own.discard(group, channel)
         elif token is None:
             self.named.discard(group, channel)
         try:
@@ -146,7 +146,7 @@ class GroupOps:
         that node lost them); returns how many."""
         restored = 0
         router = self.commands.router
-        for mirror, token in ((self.local, self.token), (self.named, "")):
+        for mirror, token in ((self.own, self.token), (self.named, "")):
             for group, members in mirror.snapshot():
                 if router.ready and router.node_for(self.keys.group_tag(group)) != pipe.node:
                     continue
@@ -160,7 +160,7 @@ class GroupOps:
         return restored
 
     def clear(self) -> None:
-        self.local.clear()
+        self.own.clear()
         self.named.clear()
 
     # -- sending ----------------------------------------------------------------------
@@ -171,9 +171,9 @@ class GroupOps:
         # Ask Redis for the other processes first, and deliver to this process's
         # members while that round trip is under way.
         early = self.commands.send_now(tag, scripts.GROUP_TARGETS.evalsha(keys, (now_ms(),)))
-        members = self.local.members(group)
+        members = self.own.members(group)
         if members:
-            deliver_to_local(self.queues, self.stats, members, message)
+            deliver_to_local(self.local, self.stats, members, message)
         try:
             processes, named = await self._targets(tag, keys, early)
         except LayerUnavailable as exc:

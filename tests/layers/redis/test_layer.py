@@ -243,7 +243,7 @@ async def test_discarding_another_processes_last_member_stops_pushes_to_it(
     await manager.group_add("room", mine)
     await owner.group_add("room", theirs)
     await manager.group_discard("room", theirs)  # e.g. a worker removing a socket
-    await eventually(lambda: not owner.group_ops.local.members("room"), seconds=5)
+    await eventually(lambda: not owner.group_ops.own.members("room"), seconds=5)
     owner.feeds.inbox.stop()  # type: ignore[union-attr]  # count what arrives from now on
     await asyncio.sleep(0.05)
     for n in range(5):
@@ -264,7 +264,7 @@ async def test_discarding_one_of_two_members_of_another_process_keeps_pushing(
     assert (await receive(owner, second))["type"] == "still"
     await nothing_for(owner, first)
     await manager.group_discard("room", second)
-    await eventually(lambda: not owner.group_ops.local.members("room"), seconds=5)
+    await eventually(lambda: not owner.group_ops.own.members("room"), seconds=5)
     owner.feeds.inbox.stop()  # type: ignore[union-attr]
     await asyncio.sleep(0.05)
     await manager.group_send("room", {"type": "nobody"})
@@ -293,7 +293,7 @@ async def test_a_process_whose_members_expired_leaves_the_group(
     sender, owner = make_layer(group_expiry=1), make_layer(group_expiry=1)
     for _ in range(3):
         await sender.group_add("short", await owner.new_channel())
-    await eventually(lambda: len(owner.group_ops.local.members("short")) == 3, seconds=5)
+    await eventually(lambda: len(owner.group_ops.own.members("short")) == 3, seconds=5)
     owner.feeds.inbox.stop()  # type: ignore[union-attr]
     await asyncio.sleep(1.1)
     await sender.group_send("short", {"type": "late"})

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from djwire.exceptions import InvalidNameError
 
 from .direct import DirectSocket
+from .queue_types import DeadLetter, Delivery
 
 Message = dict[str, Any]
 
@@ -302,3 +303,48 @@ class BaseChannelLayer:
 
     def detach_socket(self, channel: str) -> None:
         """Undo :meth:`attach_socket`; harmless when nothing is attached."""
+
+    # -- named channels as work queues (the "queues" extension) -------------------------
+    # See djwire/layers/queues.py for the semantics. Layers without the extension
+    # still serve plain takes (one message, no lease) through receive().
+
+    async def take(
+        self, channel: str, count: int = 1, *, lease: float | None = None
+    ) -> list[Delivery]:
+        """Wait for a message on named ``channel``; return up to ``count`` of them.
+
+        With ``lease`` (seconds), each message stays with the layer until
+        :meth:`ack`: one not acknowledged in time is delivered again.
+        """
+        if lease is not None:
+            raise NotImplementedError(f"{type(self).__name__} cannot lease messages")
+        return [Delivery(await self.receive(channel))]
+
+    async def ack(self, channel: str, tags: list[str]) -> None:
+        """Settle leased messages: they were handled."""
+        raise NotImplementedError(f"{type(self).__name__} cannot lease messages")
+
+    async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
+        """Give a leased message back, to be delivered again after ``delay`` seconds.
+        False when the lease had already expired (the message is redelivered anyway)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot lease messages")
+
+    async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
+        """Move a leased message to ``channel``'s dead letters."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dead letters")
+
+    async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` dead letters of ``channel``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dead letters")
+
+    async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        """Send dead letters (all, or those named) again; returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dead letters")
+
+    async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        """Drop dead letters (all, or those named); returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dead letters")
+
+    async def send_later(self, channel: str, message: Message, delay: float) -> None:
+        """Queue ``message`` on named ``channel``, visible after ``delay`` seconds."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delay messages")

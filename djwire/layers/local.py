@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from djwire.exceptions import ChannelFull
+
 from .base import LayerStats, Message
 from .direct import DirectSocket
 
@@ -114,6 +116,11 @@ class LocalChannels:
         return sum(1 for deadline, _ in queue.items or () if deadline > now)
 
     # -- sending ------------------------------------------------------------------
+
+    def put(self, channel: str, message: Message) -> None:
+        """Queue ``message``; raise :class:`ChannelFull` at capacity."""
+        if not self.offer(channel, message):
+            raise ChannelFull(channel, self.get_capacity(channel))
 
     def offer(self, channel: str, message: Message) -> bool:
         """Queue ``message`` unless the channel is full; True if queued."""

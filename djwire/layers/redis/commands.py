@@ -30,7 +30,7 @@ from .cluster import Router
 from .config import Limits
 from .loops import PerLoop
 from .nodes import Node
-from .pipe import CommandPipe, OnConnect
+from .pipe import LOADED_SCRIPTS, CommandPipe, OnConnect
 from .subscriber import Subscriber
 
 #: Tries per command: recoveries from MOVED, NOSCRIPT, READONLY and the like.
@@ -107,7 +107,7 @@ class Commands:
             if text.startswith(("MOVED", "ASK")):
                 await self.router.refresh(self.limits.connect_timeout)
             elif text.startswith("NOSCRIPT"):
-                for script in scripts.ALL:
+                for script in LOADED_SCRIPTS:
                     pipe.call(script.load()).add_done_callback(ignore_result)
             elif text.startswith(("READONLY", "MASTERDOWN", "LOADING", "TRYAGAIN")):
                 pipe.reset()

@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 
 from djwire.exceptions import InvalidChannelLayerError
 
+from ..queues import DEFAULT_MAX_DEAD_LETTERS
 from .connection import Address
 from .nodes import Node, SentinelNode, StaticNode
 
@@ -75,6 +76,9 @@ class Limits:
     #: process has had time to re-register its members (it reconnects within
     #: ``reconnect_backoff[1]``). Keep it above that.
     restart_grace: float = 1.0
+    #: Dead letters kept per named channel (the "queues" extension); beyond it the
+    #: oldest is dropped, counted in ``stats.extra["dead_letters_dropped"]`` and logged.
+    max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS
 
     def __post_init__(self) -> None:
         positive = ("connect_timeout", "socket_timeout", "retry_timeout", "poll_interval")
@@ -88,7 +92,7 @@ class Limits:
             raise InvalidChannelLayerError(
                 "reconnect_backoff must be (min, max) with 0 < min <= max"
             )
-        for name in ("max_batch", "max_pending", "inbox_capacity"):
+        for name in ("max_batch", "max_pending", "inbox_capacity", "max_dead_letters"):
             if getattr(self, name) < 1:
                 raise InvalidChannelLayerError(f"{name} must be at least 1")
         if self.max_batch > 5000:

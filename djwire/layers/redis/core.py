@@ -49,6 +49,7 @@ from ..base import BaseChannelLayer, Message, check_message
 from ..delivery import send_local
 from ..direct import DirectSocket
 from ..local import LocalChannels
+from ..queue_types import DeadLetter, Delivery
 from . import envelope
 from .accounting import LossLedger, OutageMonitor
 from .arrivals import Arrivals
@@ -61,6 +62,7 @@ from .group_ops import GroupOps
 from .nodes import StaticNode
 from .pipe import CommandPipe, ServerInfo
 from .pushes import Pushes
+from .queues import RedisQueues
 from .restarts import RestartWatch
 from .serializers import make_serializer
 from .sharding import Keys, owner_token
@@ -71,7 +73,7 @@ logger = logging.getLogger("djwire.layers.redis")
 class RedisChannelLayer(BaseChannelLayer):
     """A channel layer over Redis; see the module docstring."""
 
-    extensions: ClassVar[list[str]] = ["groups", "flush"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
 
     def __init__(
         self,
@@ -142,22 +144,35 @@ class RedisChannelLayer(BaseChannelLayer):
             expiry,
             group_expiry,
         )
-        arrivals = Arrivals(
+        self.arrivals = Arrivals(
             self.local, self.stats, self.serializer, LossLedger(self.stats), self.group_ops.own
         )
+        #: Named channels as work queues: take with leases, delays, dead letters.
+        self.named_queues = RedisQueues(self)
         self.feeds = Feeds(
-            self.commands, self.keys, self.token, self.local, arrivals, self.pushes.inbox_ttl
+            self.commands,
+            self.keys,
+            self.token,
+            self.local,
+            self.arrivals,
+            self.pushes.inbox_ttl,
+            # The queues' take also moves due delayed messages and overdue leases to
+            # the list, so plain receivers get those too.
+            named_take=self.named_queues.feed_take,
         )
 
     def __repr__(self) -> str:
         return f"<RedisChannelLayer prefix={self.prefix!r} token={self.token}>"
 
     def _on_connect(self, pipe: CommandPipe, info: ServerInfo) -> None:
-        """A pipe (re)connected: put memberships back on a node that lost them."""
-        if self.restarts.on_connect(pipe, info):
+        """A pipe (re)connected: put back what a node lost (memberships, leases) and
+        write the acknowledgements an outage held back."""
+        connected = self.restarts.on_connect(pipe, info)
+        if connected.restore:
             restored = self.group_ops.restore_on(pipe)
             if restored:
                 logger.info("Re-registered %d group memberships on %s", restored, pipe.node)
+        self.named_queues.on_connect(pipe, connected.restarted)
 
     # -- channels -------------------------------------------------------------------------
 
@@ -234,6 +249,34 @@ class RedisChannelLayer(BaseChannelLayer):
         check_message(message)
         await self.group_ops.send(group, message)
 
+    # -- named channels as work queues (djwire/layers/redis/queues.py) ---------------------
+
+    async def take(
+        self, channel: str, count: int = 1, *, lease: float | None = None
+    ) -> list[Delivery]:
+        return await self.named_queues.take(channel, count, lease)
+
+    async def ack(self, channel: str, tags: list[str]) -> None:
+        await self.named_queues.ack(channel, tags)
+
+    async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
+        return await self.named_queues.retry(channel, tag, delay)
+
+    async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
+        return await self.named_queues.dead_letter(channel, tag, reason)
+
+    async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
+        return await self.named_queues.dead_letters(channel, limit)
+
+    async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        return await self.named_queues.replay_dead_letters(channel, ids)
+
+    async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        return await self.named_queues.discard_dead_letters(channel, ids)
+
+    async def send_later(self, channel: str, message: Message, delay: float) -> None:
+        await self.named_queues.send_later(channel, message, delay)
+
     # -- direct sockets -------------------------------------------------------------------
 
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
@@ -278,6 +321,7 @@ class RedisChannelLayer(BaseChannelLayer):
         self.local.clear()
         self.group_ops.clear()
         self.feeds.confirmed.clear()
+        self.named_queues.clear()
 
     async def close(self) -> None:
         """Stop the feeds and close the connections: this loop's now, those of loops

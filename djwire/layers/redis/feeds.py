@@ -39,6 +39,8 @@ logger = logging.getLogger("djwire.layers.redis")
 #: take(count, confirmed batch id, new batch id) -> {} or [batch id, refused, items...]
 Take = Callable[[int, bytes, bytes], Awaitable[Any]]
 Deliver = Callable[[bytes, list[bytes]], None]
+#: (named channel, its taken-batch key) -> the take and idle wait of its feed
+NamedTake = Callable[[str, bytes], tuple[Take, Callable[[], float]]]
 
 _batch_numbers = itertools.count(1)
 
@@ -58,6 +60,7 @@ class Feed:
         wanted: Callable[[], bool],
         poll_interval: float,
         retry_delay: float,
+        idle_wait: Callable[[], float] | None = None,
     ) -> None:
         self.name = name
         self.token = token
@@ -71,6 +74,9 @@ class Feed:
         self.wanted = wanted
         self.poll_interval = poll_interval
         self.retry_delay = retry_delay
+        # How long to wait for a wake-up after a take found nothing (at most
+        # poll_interval; less when something is due sooner, e.g. a delayed message).
+        self.idle_wait = idle_wait or (lambda: poll_interval)
         self.superseded = False
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
@@ -142,7 +148,7 @@ class Feed:
                         # first, so the next count of waiters is current.
                         await asyncio.sleep(0)
                         continue
-                await self._wait_for_wake(self.poll_interval)
+                await self._wait_for_wake(self.idle_wait())
         finally:
             if subscriber is not None:
                 subscriber.unwatch(self.wake_channel, self.wake.set)
@@ -165,6 +171,7 @@ class Feeds:
         local: LocalChannels,
         arrivals: Arrivals,
         take_ttl: int,
+        named_take: NamedTake | None = None,
     ) -> None:
         self.commands = commands
         self.keys = keys
@@ -172,6 +179,7 @@ class Feeds:
         self.local = local
         self.arrivals = arrivals
         self.take_ttl = take_ttl  # how long a taken batch is kept for its confirmation
+        self.named_take = named_take
         self.limits = commands.limits
         self.inbox: Feed | None = None
         self.named: dict[str, Feed] = {}
@@ -236,6 +244,11 @@ class Feeds:
             self.arrivals.from_named(channel, items)
 
         key = self.keys.channel(channel)
+        take, idle_wait = (
+            self.named_take(channel, self.keys.taken(key, self.token))
+            if self.named_take is not None
+            else (None, None)
+        )
         return self._start(
             name=f"channel {channel}",
             tag=self.keys.channel_tag(channel),
@@ -244,6 +257,8 @@ class Feeds:
             deliver=deliver,
             batch_size=batch_size,
             wanted=wanted,
+            take=take,
+            idle_wait=idle_wait,
         )
 
     def _start(
@@ -255,12 +270,14 @@ class Feeds:
         deliver: Deliver,
         batch_size: Callable[[], int],
         wanted: Callable[[], bool],
+        take: Take | None = None,
+        idle_wait: Callable[[], float] | None = None,
     ) -> Feed:
         taken = self.keys.taken(list_key, self.token)
         ttl = self.take_ttl
         commands = self.commands
 
-        async def take(count: int, confirmed: bytes, batch_id: bytes) -> Any:
+        async def take_batch(count: int, confirmed: bytes, batch_id: bytes) -> Any:
             return await commands.script(
                 tag, scripts.TAKE, (list_key, taken, rejections), (confirmed, batch_id, count, ttl)
             )
@@ -279,10 +296,11 @@ class Feeds:
             list_key=list_key,
             wake_channel=self.keys.wake(list_key),
             find_subscriber=find_subscriber,
-            take=take,
+            take=take or take_batch,
             deliver=deliver,
             batch_size=batch_size,
             wanted=wanted,
             poll_interval=self.limits.poll_interval,
             retry_delay=self.limits.reconnect_backoff[1],
+            idle_wait=idle_wait,
         )

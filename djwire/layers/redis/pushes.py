@@ -65,7 +65,7 @@ class Pushes:
             )
 
         builder: PushBuilder = build
-        return await self._push(keys.inbox_tag(token), lambda pipe: pipe.push(inbox, builder))
+        return await self.push(keys.inbox_tag(token), lambda pipe: pipe.push(inbox, builder))
 
     async def to_channel(self, channel: str, payload: bytes, deadline: int) -> PushResult:
         """Push to a named channel's list."""
@@ -82,11 +82,12 @@ class Pushes:
                 now_ms(),
             ),
         )
-        return await self._push(
+        return await self.push(
             self.keys.channel_tag(channel), lambda pipe: pipe.call(command, message=True)
         )
 
-    async def _push(self, tag: str, enqueue: Enqueue) -> PushResult:
+    async def push(self, tag: str, enqueue: Enqueue) -> PushResult:
+        """Run a push command through ``enqueue`` on ``tag``'s node."""
         try:
             reply = await self.commands.run(tag, enqueue)
         except LayerUnavailable as exc:

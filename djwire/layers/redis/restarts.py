@@ -13,11 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import NamedTuple
 
 from ..base import LayerStats
 from .pipe import CommandPipe, ServerInfo
 
 logger = logging.getLogger("djwire.layers.redis")
+
+
+class Connected(NamedTuple):
+    """What a (re)connect to a node means for this process."""
+
+    restarted: bool  # the node restarted since this process last saw it: its data is gone
+    restore: bool  # put this process's memberships back on it now
 
 
 class RestartWatch:
@@ -30,9 +38,8 @@ class RestartWatch:
         self._restarted: dict[str, float] = {}  # node -> when it (re)started, monotonic
         self._needs_restore: set[str] = set()
 
-    def on_connect(self, pipe: CommandPipe, info: ServerInfo) -> bool:
-        """Note the server a pipe (re)connected to; True if this process's memberships
-        must be put back on it now."""
+    def on_connect(self, pipe: CommandPipe, info: ServerInfo) -> Connected:
+        """Note the server a pipe (re)connected to."""
         node = pipe.node.key
         previous = self._run_ids.get(node)
         self._run_ids[node] = info.run_id
@@ -41,7 +48,8 @@ class RestartWatch:
             # A fresh server may have lost groups a moment ago even if this process
             # never saw it before: give members time to re-register.
             self._restarted[node] = time.monotonic() - age
-        if previous is not None and previous != info.run_id:
+        restarted = previous is not None and previous != info.run_id
+        if restarted:
             self.stats.add("redis_restarts")
             logger.warning(
                 "Redis at %s restarted: messages it held are lost (receivers count them); "
@@ -50,10 +58,9 @@ class RestartWatch:
             )
             self._restarted.setdefault(node, time.monotonic())
             self._needs_restore.add(node)
-        if node in self._needs_restore:
-            self._needs_restore.discard(node)
-            return True
-        return False
+        restore = node in self._needs_restore
+        self._needs_restore.discard(node)
+        return Connected(restarted, restore)
 
     @property
     def seen(self) -> bool:

@@ -61,6 +61,7 @@ class Link:
         self.wake = asyncio.Event()
         self.replies_done = 0  # REPLYs of the current owner passed on (see CREDIT)
         self.progress_at = 0.0  # when the owner last acknowledged (or we last resent)
+        self.acked = 0  # the highest event number a worker acknowledged
 
     # -- numbering and ownership ----------------------------------------------------------
 
@@ -146,6 +147,7 @@ class Link:
             "epoch": self.epoch,
             "scope": protocol.portable_scope(self.scope),
             "events": [[seq, event] for seq, event in self.unacked],
+            "acked": self.acked,
             "state": self.state,
         }
         self.app.spawn(self._post(message))
@@ -181,6 +183,8 @@ class Link:
         if epoch != self.epoch:
             return
         unacked = self.unacked
+        if seq > self.acked:
+            self.acked = seq
         if unacked and unacked[0][0] <= seq:
             self.progress_at = time.monotonic()
         while unacked and unacked[0][0] <= seq:

@@ -78,10 +78,12 @@ class HostedConnection:
         events = [(int(seq), event) for seq, event in message.get("events", ())]
         self.events: deque[tuple[int, dict[str, Any]]] = deque(events)
         self.early: dict[int, dict[str, Any]] = {}  # arrived ahead of a missing one
-        self.last_seq = events[-1][0] if events else 0
-        self.resumed = not (events and events[0][0] == 1)
+        # Events up to ``acked`` were handled by an earlier worker; numbering goes on.
+        acked = int(message.get("acked", 0))
+        self.last_seq = events[-1][0] if events else acked
+        self.resumed = acked > 0
         self.saved_state: bytes | None = message.get("state")
-        self.done_seq = events[0][0] - 1 if events else self.last_seq
+        self.done_seq = acked
         self.current: tuple[int, dict[str, Any]] | None = None
         scope = protocol.worker_scope(message["scope"])
         scope["extensions"] = {**(scope.get("extensions") or {}), WORKER_EXTENSION: self}
@@ -435,7 +437,13 @@ class ConnectionHost:
                 continue
             kind = message.get("type")
             hosted = self.connections.get(message.get("conn", ""))
-            if kind == protocol.EVENT:
+            if kind in (protocol.EVENT, protocol.CONFIRM) and (
+                hosted is None or hosted.epoch < message["epoch"]
+            ):
+                # The gateway thinks this worker runs a connection it does not (any
+                # more): hand it back, so the gateway gives it to a worker that will.
+                self.spawn(self._disown(message["conn"], message["epoch"]))
+            elif kind == protocol.EVENT:
                 if hosted is not None and hosted.epoch == message["epoch"] and not hosted.released:
                     hosted.deliver(message["seq"], message["event"])
             elif kind == protocol.CREDIT:
@@ -484,11 +492,25 @@ class ConnectionHost:
                 await self._audit()
             await asyncio.sleep(settings.heartbeat_interval)
 
+    async def _disown(self, conn: str, epoch: int) -> None:
+        message = {
+            "type": protocol.RELEASE,
+            "worker": self.channel,
+            "epoch": epoch,
+            "seq": 0,
+            "state": None,
+        }
+        with contextlib.suppress(Exception):
+            await self.layer.send(conn, message)
+
     async def _audit(self) -> None:
         """List held connections to their gateways, which revoke any moved elsewhere."""
         held: dict[str, list[list[Any]]] = {}
         for hosted in self.connections.values():
-            held.setdefault(hosted.gateway, []).append([hosted.conn, hosted.epoch])
+            # Only confirmed ones: an unconfirmed claim may still be on its way to the
+            # gateway, which would take this list to mean "held by someone else".
+            if hosted.task is not None and not hosted.released:
+                held.setdefault(hosted.gateway, []).append([hosted.conn, hosted.epoch])
         for gateway, conns in held.items():
             message = {"type": protocol.ACKS, "worker": self.channel, "acks": [], "held": conns}
             with contextlib.suppress(Exception):

@@ -302,3 +302,34 @@ async def test_a_long_streamed_response_reaches_a_slow_client_whole(
     expected = b"".join(b"%05d" % n * 2000 for n in range(STREAMED_CHUNKS))
     assert len(data) == len(expected) and data == expected
     assert layer.stats.dropped_full == 0
+
+
+async def test_a_classic_connection_moves_to_another_worker_and_goes_on(
+    layer: InMemoryChannelLayer,
+) -> None:
+    from djwire.classic.app import ClassicWebsocketApp
+
+    classic = ClassicWebsocketApp("tests.gateway.project.classic.channel_routing")
+
+    @contextlib.asynccontextmanager
+    async def classic_worker() -> AsyncIterator[ConnectionHost]:
+        host = ConnectionHost(classic, layer, WorkerSettings(shutdown_timeout=2), FAST)
+        task = asyncio.ensure_future(host.handle())
+        try:
+            yield host
+        finally:
+            await host.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    gateway = GatewayApp(FAST)
+    async with serve(gateway) as server, contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(classic_worker())
+        ws = await stack.enter_async_context(connect(server.url("/")))
+        await ws.send("one")  # handled on the first worker, which acknowledges it
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "one"
+        await stack.enter_async_context(classic_worker())
+        await first.stop()  # the connection moves, with nothing left to replay
+        for text in ("two", "three"):
+            await ws.send(text)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == text

@@ -197,6 +197,11 @@ def check_chat_across_restarts(deployment: Deployment, classic: bool) -> None:
             problems.append(
                 f"{chatter.name} got {len(texts)} ({len(set(texts))} distinct) of {sent}"
             )
+            if chatter.name == "c0":
+                everything = {f"c{n}-{r}" for n in range(len(chatters)) for r in range(12)}
+                everything |= {f"c{n}-hello" for n in range(len(chatters))}
+                missing = sorted(everything - set(texts))
+                problems.append(f"missing: {missing[:80]}")
         seen = [message.get("seen") for message in chatter.received]
         if not classic and seen != list(range(1, len(seen) + 1)):
             problems.append(f"{chatter.name}: its consumer's counter went {seen[:5]}...")

@@ -144,7 +144,7 @@ class IPCChannelLayer(BaseChannelLayer):
         # most one "!", and new_channel() puts a "." before the token).
         self._own_marker = f".{self.token}!"
         self.pid = os.getpid()
-        self.queues = LocalChannels(self.expiry, self.get_capacity, self.stats)
+        self.local = LocalChannels(self.expiry, self.get_capacity, self.stats)
         self.store = Store(
             self.space / space.STORE_FILE, self.limits.max_store_size, self.limits.lock_timeout
         )
@@ -250,7 +250,7 @@ class IPCChannelLayer(BaseChannelLayer):
             if self._own_marker not in target:
                 self._on_bad_frame("misdirected")
             else:
-                offer_local(self.queues, self.stats, target, message)
+                offer_local(self.local, self.stats, target, message)
         elif kind == Kind.GROUP and len(frame) == 5 and type(frame[4]) is int:
             view = self._views.get(target)
             if view is None or view.version < frame[4]:
@@ -258,7 +258,7 @@ class IPCChannelLayer(BaseChannelLayer):
             if view is not None:
                 members = [channel for channel, _ in view.live(now).own]
                 if members:
-                    deliver_to_local(self.queues, self.stats, members, message)
+                    deliver_to_local(self.local, self.stats, members, message)
         else:
             self._on_bad_frame("malformed")
 
@@ -384,7 +384,7 @@ class IPCChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         check_message(message)
         if self._own_marker in channel:
-            send_local(self.queues, self.stats, channel, message)
+            send_local(self.local, self.stats, channel, message)
             return
         token = owner_token(channel)
         packed = frames.pack_message(message, self.limits.max_message_size)
@@ -417,12 +417,12 @@ class IPCChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
-        message = self.queues.take(channel)
+        message = self.local.take(channel)
         if message is not None:
             return message
         if self._own_marker in channel:
             self._ensure_inbox()
-            return await self.queues.get(channel)
+            return await self.local.get(channel)
         if "!" not in channel:
             return await self._receive_named(channel)
         raise ValueError(
@@ -436,7 +436,7 @@ class IPCChannelLayer(BaseChannelLayer):
         if self._own_marker not in channel:
             return asyncio.ensure_future(self.receive(channel))
         self._ensure_inbox()
-        return self.queues.claim(channel)
+        return self.local.claim(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."
@@ -464,7 +464,7 @@ class IPCChannelLayer(BaseChannelLayer):
         if lease is None:
             # What an earlier receive() left in this process goes first.
             local: list[Delivery] = []
-            while len(local) < count and (message := self.queues.take(channel)) is not None:
+            while len(local) < count and (message := self.local.take(channel)) is not None:
                 local.append(Delivery(message))
             if local:
                 return local
@@ -666,7 +666,7 @@ class IPCChannelLayer(BaseChannelLayer):
             packed = frames.pack_message(message, self.limits.max_message_size)
         if view.own:
             deliver_to_local(
-                self.queues, self.stats, [channel for channel, _ in view.own], message
+                self.local, self.stats, [channel for channel, _ in view.own], message
             )
         if packed is None:
             return
@@ -695,11 +695,11 @@ class IPCChannelLayer(BaseChannelLayer):
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
         if self._own_marker not in channel:
             return False
-        self.queues.attach(channel, socket)
+        self.local.attach(channel, socket)
         return True
 
     def detach_socket(self, channel: str) -> None:
-        self.queues.detach(channel)
+        self.local.detach(channel)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -707,7 +707,7 @@ class IPCChannelLayer(BaseChannelLayer):
         """Empty every channel and group of the space, and this process's queues."""
         self._prepare()
         await self.store.write(self.store.flush)
-        self.queues.clear()
+        self.local.clear()
         self._views.clear()
 
     async def close(self) -> None:

@@ -665,9 +665,7 @@ class IPCChannelLayer(BaseChannelLayer):
             # Before delivering anything, so a message too large fails as a whole.
             packed = frames.pack_message(message, self.limits.max_message_size)
         if view.own:
-            deliver_to_local(
-                self.local, self.stats, [channel for channel, _ in view.own], message
-            )
+            deliver_to_local(self.local, self.stats, [channel for channel, _ in view.own], message)
         if packed is None:
             return
         if remote:

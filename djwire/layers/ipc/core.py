@@ -40,7 +40,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from djwire.exceptions import ChannelFull, InvalidChannelLayerError
 
@@ -58,6 +58,7 @@ from .store import GroupView, Pushed, Store, StoreFull, now_ms
 from .watches import Watch
 
 logger = logging.getLogger("djwire.layers.ipc")
+T = TypeVar("T")
 
 _BAD_FRAMES = {
     "truncated": "a process ended in the middle of writing a message",
@@ -370,8 +371,9 @@ class IPCChannelLayer(BaseChannelLayer):
         now = now_ms()
         store = self.store
         expiry = self._expiry_ms
-        pushed: Pushed = await store.write(
-            lambda c: store.push_many(c, channels, now + delay_ms, expiry, packed, now)
+        pushed: Pushed = await self._store_write(
+            lambda c: store.push_many(c, channels, now + delay_ms, expiry, packed, now),
+            channels[0][0] if len(channels) == 1 else "a group's named channels",
         )
         if pushed.expired:
             self.stats.expired += pushed.expired
@@ -397,11 +399,7 @@ class IPCChannelLayer(BaseChannelLayer):
                 self._count_gone(channel)
             return
         capacity = self.get_capacity(channel)
-        try:
-            pushed = await self._push([(channel, capacity)], packed)
-        except StoreFull:
-            self._store_full()
-            raise ChannelFull(channel) from None
+        pushed = await self._push([(channel, capacity)], packed)
         if pushed.full:
             raise ChannelFull(channel, capacity)
 
@@ -414,6 +412,14 @@ class IPCChannelLayer(BaseChannelLayer):
             self.store.path,
             self.limits.max_store_size,
         )
+
+    async def _store_write(self, work: Callable[[Any], T], target: str) -> T:
+        """A store write for an operation on ``target``: a full store is ChannelFull."""
+        try:
+            return await self.store.write(work)
+        except StoreFull:
+            self._store_full()
+            raise ChannelFull(target) from None
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
@@ -475,7 +481,11 @@ class IPCChannelLayer(BaseChannelLayer):
             watch = self._watches[channel] = Watch(
                 channel, self.token, self.store, self.limits.poll_interval
             )
-        await watch.enter()
+        try:
+            await watch.enter()
+        except StoreFull:
+            self._store_full()
+            raise ChannelFull(channel) from None
         try:
             while True:
                 wakes = watch.wakes
@@ -501,7 +511,9 @@ class IPCChannelLayer(BaseChannelLayer):
         if lease is not None:
             held = (f"{self.token}.{next(self._leases)}.", now + int(lease * 1000))
         expiry = self._expiry_ms
-        taken = await store.write(lambda c: store.take(c, channel, count, now, expiry, held))
+        taken = await self._store_write(
+            lambda c: store.take(c, channel, count, now, expiry, held), channel
+        )
         self.stats.expired += taken.expired
         if taken.redelivered:
             logger.warning(
@@ -527,14 +539,14 @@ class IPCChannelLayer(BaseChannelLayer):
     async def ack(self, channel: str, tags: list[str]) -> None:
         require_named(channel)
         store = self.store
-        await store.write(lambda c: store.ack(c, channel, list(tags)))
+        await self._store_write(lambda c: store.ack(c, channel, list(tags)), channel)
 
     async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
         require_named(channel)
         delay_ms = int(check_delay(delay) * 1000)
         store, now, expiry = self.store, now_ms(), self._expiry_ms
-        pushed = await store.write(
-            lambda c: store.retry(c, channel, tag, now + delay_ms, expiry, now)
+        pushed = await self._store_write(
+            lambda c: store.retry(c, channel, tag, now + delay_ms, expiry, now), channel
         )
         if pushed is None:
             return False
@@ -544,8 +556,8 @@ class IPCChannelLayer(BaseChannelLayer):
     async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
         require_named(channel)
         store, now, keep = self.store, now_ms(), self.limits.max_dead_letters
-        held, dropped = await store.write(
-            lambda c: store.dead_letter(c, channel, tag, str(reason), now, keep)
+        held, dropped = await self._store_write(
+            lambda c: store.dead_letter(c, channel, tag, str(reason), now, keep), channel
         )
         for _ in range(dropped):
             count_loss(
@@ -581,7 +593,7 @@ class IPCChannelLayer(BaseChannelLayer):
             return len(payloads), store.replay(connection, channel, payloads, now, expiry)
 
         self._prepare()
-        count, pushed = await store.write(replay)
+        count, pushed = await self._store_write(replay, channel)
         self._wake(pushed.listeners)
         return count
 
@@ -589,7 +601,10 @@ class IPCChannelLayer(BaseChannelLayer):
         require_named(channel)
         self._prepare()
         store, chosen = self.store, _letter_ids(ids)
-        return len(await store.write(lambda c: store.remove_dead_letters(c, channel, chosen)))
+        removed = await self._store_write(
+            lambda c: store.remove_dead_letters(c, channel, chosen), channel
+        )
+        return len(removed)
 
     async def send_later(self, channel: str, message: Message, delay: float) -> None:
         """Queue ``message`` on named ``channel``, to be taken ``delay`` seconds from now."""
@@ -599,11 +614,7 @@ class IPCChannelLayer(BaseChannelLayer):
         delay_ms = int(check_delay(delay) * 1000)
         packed = frames.pack_message(message, self.limits.max_message_size)
         capacity = self.get_capacity(channel)
-        try:
-            pushed = await self._push([(channel, capacity)], packed, delay_ms)
-        except StoreFull:
-            self._store_full()
-            raise ChannelFull(channel) from None
+        pushed = await self._push([(channel, capacity)], packed, delay_ms)
         if pushed.full:
             raise ChannelFull(channel, capacity)
 
@@ -616,18 +627,16 @@ class IPCChannelLayer(BaseChannelLayer):
         token = owner_token(channel) or ""
         deadline = now_ms() + self._group_expiry_ms
         store = self.store
-        try:
-            await store.write(lambda c: store.group_add(c, group, channel, token, deadline))
-        except StoreFull:
-            self._store_full()
-            raise ChannelFull(group) from None
+        await self._store_write(
+            lambda c: store.group_add(c, group, channel, token, deadline), group
+        )
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         self._prepare()
         store = self.store
-        await store.write(lambda c: store.group_discard(c, group, channel))
+        await self._store_write(lambda c: store.group_discard(c, group, channel), group)
 
     async def group_channels(self, group: str) -> list[str]:
         """The live members of ``group`` in every process of the space (members of
@@ -682,8 +691,7 @@ class IPCChannelLayer(BaseChannelLayer):
             named = [(channel, self.get_capacity(channel)) for channel, _ in view.named]
             try:
                 pushed = await self._push(named, packed)
-            except StoreFull:
-                self._store_full()
+            except ChannelFull:  # the store is full: counted and logged
                 return
             for channel in pushed.full:
                 count_dropped(self.stats, "a group message", channel, "its queue is full")
@@ -704,7 +712,7 @@ class IPCChannelLayer(BaseChannelLayer):
     async def flush(self) -> None:
         """Empty every channel and group of the space, and this process's queues."""
         self._prepare()
-        await self.store.write(self.store.flush)
+        await self._store_write(self.store.flush, "the store")
         self.local.clear()
         self._views.clear()
 

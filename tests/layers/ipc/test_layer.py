@@ -120,6 +120,9 @@ async def test_a_full_store_refuses_sends_clearly(make_layer: MakeLayer) -> None
         for n in range(100):  # ~10 MB into a 1 MiB store: refused well before the end
             await layer.send(f"bulk{n % 5}", {"type": "big", "blob": blob})
     assert layer.stats.extra["store_full"] == 1
+    with pytest.raises(ChannelFull):  # every write says so, not only sends
+        for n in range(1000):
+            await layer.group_add("g", f"member{n}-{'x' * 80}")
     await layer.flush()
     await layer.send("bulk0", {"type": "fits again"})
 

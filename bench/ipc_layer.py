@@ -332,6 +332,7 @@ def measure_group(impl: str, members: int, rounds: int) -> dict[str, Any]:
     place = Place(impl)
     try:
         receiver = Child("1", "members", impl, place.where, str(members), script=__file__)
+        receiver.read(timeout=300)  # ready
         sender = Child("0", "group-sender", impl, place.where, script=__file__)
         return group_rounds(receiver, sender, members, rounds)
     finally:

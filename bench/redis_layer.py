@@ -272,6 +272,7 @@ def measure_group(impl: str, members: int, rounds: int) -> dict[str, Any]:
     server = fresh_redis()
     try:
         receiver = Child("1", "receiver-group", impl, server.url, str(members))
+        receiver.read(timeout=300)  # ready
         sender = Child("0", "sender-group", impl, server.url)
         return group_rounds(receiver, sender, members, rounds)
     finally:
@@ -279,9 +280,9 @@ def measure_group(impl: str, members: int, rounds: int) -> dict[str, Any]:
 
 
 def group_rounds(receiver: Child, sender: Child, members: int, rounds: int) -> dict[str, Any]:
-    """Drive ``group_members`` and ``group_sender`` children: one warm-up and ``rounds``
-    group sends, one at a time; medians of the call and of the time until all received."""
-    receiver.read(timeout=300)  # ready
+    """Drive ``group_members`` (ready) and ``group_sender`` children: one warm-up and
+    ``rounds`` group sends, one at a time; medians of the call and of the time until all
+    received."""
     calls, alls = [], []
     for seq in range(rounds + 1):
         sender.write(f"{seq}\n")

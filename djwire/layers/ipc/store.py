@@ -180,25 +180,41 @@ class Store:
             return connection
         private_file(self.path)
         try:
-            connection = sqlite3.connect(
-                self.path, timeout=0, isolation_level=None, check_same_thread=False
-            )
-            page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-            for pragma in (
-                "PRAGMA journal_mode=WAL",
-                # No fsync per commit: the store holds transient messages, and a
-                # process crash loses nothing committed (the OS has the pages).
-                "PRAGMA synchronous=NORMAL",
-                f"PRAGMA max_page_count={max(16, self.max_store_size // page_size)}",
-                f"PRAGMA journal_size_limit={min(self.max_store_size, 16 << 20)}",
-                "PRAGMA temp_store=MEMORY",
-            ):
-                self._retry_blocking(lambda p=pragma: connection.execute(p).fetchall())  # type: ignore[misc]
-            self._retry_blocking(lambda: self._create_schema(connection))
+            for delay in self._waits():
+                connection = sqlite3.connect(
+                    self.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+                try:
+                    self._set_up(connection)
+                except sqlite3.OperationalError as exc:
+                    connection.close()
+                    if not _busy(exc):
+                        raise
+                    # Another process is creating the store, or converting it to WAL:
+                    # try again with a new connection (nothing cached from before).
+                    time.sleep(delay)
+                    continue
+                self._connection, self._pid = connection, os.getpid()
+                return connection
         except sqlite3.DatabaseError as exc:
             raise self._unavailable(exc) from exc
-        self._connection, self._pid = connection, os.getpid()
-        return connection
+        raise AssertionError("unreachable")
+
+    def _set_up(self, connection: sqlite3.Connection) -> None:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+        if str(mode).lower() != "wal":
+            raise self._unavailable(f"it stays in {mode!r} journal mode, WAL is needed")
+        for pragma in (
+            # No fsync per commit: the store holds transient messages, and a process
+            # crash loses nothing committed (the OS has the pages).
+            "PRAGMA synchronous=NORMAL",
+            f"PRAGMA max_page_count={max(16, self.max_store_size // page_size)}",
+            f"PRAGMA journal_size_limit={min(self.max_store_size, 16 << 20)}",
+            "PRAGMA temp_store=MEMORY",
+        ):
+            connection.execute(pragma).fetchall()
+        self._create_schema(connection)
 
     def _create_schema(self, connection: sqlite3.Connection) -> None:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -223,7 +239,7 @@ class Store:
                 connection.execute("ROLLBACK")
             raise
 
-    def _unavailable(self, exc: BaseException) -> LayerUnavailable:
+    def _unavailable(self, exc: BaseException | str) -> LayerUnavailable:
         return LayerUnavailable(f"The IPC layer store {self.path} cannot be used: {exc}")
 
     def close(self) -> None:

@@ -211,3 +211,22 @@ async def test_a_layer_nobody_holds_is_torn_down(space: Path) -> None:
     gc.collect()
     assert not await asyncio.to_thread(socket_file.exists)
     assert await other.group_channels("g") == []
+
+
+async def test_a_store_locked_while_another_process_sets_it_up_is_waited_for(
+    space: Path,
+) -> None:
+    import sqlite3
+
+    (space / "p").mkdir(mode=0o700)
+    holder = sqlite3.connect(
+        space / "store.sqlite3", isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN EXCLUSIVE")  # as a process creating the store holds it
+    threading.Timer(0.3, holder.rollback).start()
+    layer = IPCChannelLayer(path=space)
+    await layer.group_add("g", "named")  # waits for the lock, then sets the store up
+    assert await layer.group_channels("g") == ["named"]
+    with sqlite3.connect(space / "store.sqlite3") as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    holder.close()

@@ -39,6 +39,7 @@ import secrets
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -68,6 +69,9 @@ _BAD_FRAMES = {
 }
 #: How many recently gone processes a layer remembers, so sends to them fail fast.
 _GONE_MEMORY = 1024
+#: Longest close() or the end of the process waits for other processes to read what
+#: this one sent them (a process that does not read would hold up the exit).
+EXIT_LINGER = 1.0
 
 
 def owner_token(channel: str) -> str | None:
@@ -155,7 +159,10 @@ class IPCChannelLayer(BaseChannelLayer):
         self._watches: dict[str, Watch] = {}
         self._leases = itertools.count(1)
         self._views: dict[str, GroupView] = {}
-        self._finalizer: weakref.finalize | None = None  # type: ignore[type-arg]
+        # What this process must release when the layer goes or the process ends:
+        # also a process that only sends has links whose frames must go out first.
+        self._owned = _Owned(self.store, self._links, self.token, self.pid)
+        self._finalizer = weakref.finalize(self, _teardown, self._owned)
 
     def __repr__(self) -> str:
         return f"<IPCChannelLayer {str(self.space)!r} token={self.token}>"
@@ -183,9 +190,7 @@ class IPCChannelLayer(BaseChannelLayer):
                 _weakly(self._on_frame),
                 _weakly(self._on_bad_frame),
             )
-            self._finalizer = weakref.finalize(
-                self, _teardown, inbox, self.store, self._links, self.token, self.pid
-            )
+            self._owned.inbox = inbox
             self._reclaim_gone()
         if not inbox.attached_to_live_loop():
             inbox.attach(asyncio.get_running_loop())
@@ -717,12 +722,13 @@ class IPCChannelLayer(BaseChannelLayer):
         self._views.clear()
 
     async def close(self) -> None:
-        """Send what waits for other processes and stop reading on this loop. The
-        process keeps its identity (its channels stay valid) and the layer can be used
-        again; everything is released when the layer is garbage collected or the
-        process ends."""
+        """Send what waits for other processes (for ``EXIT_LINGER`` seconds at most)
+        and stop reading on this loop. The process keeps its identity (its channels
+        stay valid) and the layer can be used again; everything is released when the
+        layer is garbage collected or the process ends."""
+        deadline = time.monotonic() + EXIT_LINGER
         for link in list(self._links.values()):
-            link.flush()
+            await link.wait_drained(max(0.0, deadline - time.monotonic()))
         for watch in list(self._watches.values()):
             if not watch.waiters:
                 watch.unlisten()
@@ -733,8 +739,7 @@ class IPCChannelLayer(BaseChannelLayer):
     def _after_fork(self) -> None:
         """In a forked child: become a new process of the space, leaving the
         parent's sockets, store connection and registrations alone."""
-        if self._finalizer is not None:
-            self._finalizer.detach()
+        self._finalizer.detach()
         if self._inbox is not None:
             self._inbox.forget_sockets()
         for link in self._links.values():
@@ -761,18 +766,34 @@ def _letter_ids(ids: list[str] | None) -> list[int] | None:
     return [int(id_) for id_ in ids if isinstance(id_, str) and id_.isdigit()]
 
 
-def _teardown(inbox: Inbox, store: Store, links: dict[str, Link], token: str, pid: int) -> None:
-    """Garbage collection or process exit: stop listening, leave the store."""
-    if os.getpid() != pid:
+@dataclass
+class _Owned:
+    """What one layer instance holds in this process (see _teardown)."""
+
+    store: Store
+    links: dict[str, Link]
+    token: str
+    pid: int
+    inbox: Inbox | None = None
+
+
+def _teardown(owned: _Owned) -> None:
+    """Garbage collection or process exit: stop listening, send what waits for other
+    processes (for ``EXIT_LINGER`` seconds at most), leave the store."""
+    if os.getpid() != owned.pid:
         return
-    inbox.close()
-    for link in list(links.values()):
-        link.close()
-    try:
-        store.write_now(lambda c: store.reclaim(c, token))
-    except Exception as exc:  # others reclaim it when they notice
-        logger.debug("IPC layer teardown of %s: %r", token, exc)
-    store.close()
+    if owned.inbox is not None:
+        owned.inbox.close()
+    deadline = time.monotonic() + EXIT_LINGER
+    for link in list(owned.links.values()):
+        link.close(deadline)
+    if owned.inbox is not None:  # it had channels, and maybe memberships
+        store, token = owned.store, owned.token
+        try:
+            store.write_now(lambda c: store.reclaim(c, token))
+        except Exception as exc:  # others reclaim it when they notice
+            logger.debug("IPC layer teardown of %s: %r", token, exc)
+    owned.store.close()
 
 
 _instances: weakref.WeakSet[IPCChannelLayer] = weakref.WeakSet()

@@ -20,8 +20,10 @@ import asyncio
 import contextlib
 import enum
 import errno
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class Link:
     """The connection to one other process."""
 
     __slots__ = (
+        "_drain_waiters",
         "_flusher",
         "_lock",
         "_on_lost",
@@ -69,6 +72,7 @@ class Link:
         # the loop whose selector watches the socket for writability, if any.
         self._flusher: asyncio.AbstractEventLoop | None = None
         self._writable_on: asyncio.AbstractEventLoop | None = None
+        self._drain_waiters: list[asyncio.Future[None]] = []
 
     def write(self, frame: bytes) -> Sent:
         with self._lock:
@@ -126,6 +130,7 @@ class Link:
                 del buffered[:sent]
             if not buffered:
                 self.frames = 0
+                self._drained()
             self._watch_writable(bool(buffered))
 
     def _watch_writable(self, needed: bool) -> None:
@@ -153,6 +158,7 @@ class Link:
         self._close_socket()
         self.buffered = bytearray()
         self.frames = 0
+        self._drained()
         self._on_lost(self.token, lost)
 
     def _close_socket(self) -> None:
@@ -161,14 +167,50 @@ class Link:
             selectors.close(watching, self.sock, writer=True)
             self.sock = None
 
-    def close(self) -> None:
-        """Send what the kernel takes now, then close (teardown)."""
+    def close(self, deadline: float = 0.0) -> None:
+        """Send what waits, waiting for the other process to read it until ``deadline``
+        (``time.monotonic()``; the default: only what the kernel takes at once), then
+        close. What is left is lost: counted here, and the receiver drops the partial
+        frame."""
         with self._lock:
-            if self.sock is not None and self.buffered:
-                with contextlib.suppress(OSError):
-                    sent = self.sock.send(self.buffered, _SEND_FLAGS)
-                    del self.buffered[:sent]
+            sock, buffered = self.sock, self.buffered
+            while sock is not None and buffered:
+                try:
+                    del buffered[: sock.send(buffered, _SEND_FLAGS)]
+                except (BlockingIOError, InterruptedError):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    select.select([], [sock], [], min(left, 0.05))
+                except OSError:
+                    break
+            if buffered:
+                self._on_lost(self.token, self.frames)
+            self.buffered = bytearray()
+            self._drained()
             self._close_socket()
+
+    async def wait_drained(self, seconds: float) -> None:
+        """Wait (at most ``seconds``) until the other process took everything."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self.buffered:
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._drain_waiters.append(waiter)
+            self._schedule_flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, seconds)
+
+    def _drained(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            loop = waiter.get_loop()
+            if loop is selectors.running_loop():
+                _resolve(waiter)
+            elif not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_resolve, waiter)
 
     def forget_socket(self) -> None:
         """In a forked child: let go of the parent's connection without touching it."""
@@ -180,6 +222,11 @@ class Link:
         self.frames = 0
         self._flusher = self._writable_on = None
         self._lock = threading.RLock()  # a lost link's callback may close it
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def probe(path: Path) -> bool:

@@ -231,3 +231,21 @@ async def test_a_starting_process_is_never_taken_for_an_ended_one(
     assert seen == [[f".{layer.token}"]]  # not yet under its real name while not listening
     assert sorted(os.listdir(space / "p")) == [layer.token]
     assert probe(space / "p" / layer.token)
+
+
+async def test_a_process_that_exits_right_after_sending_delivers_what_it_sent(
+    make_layer: MakeLayer, peers
+) -> None:
+    layer = make_layer(capacity=10_000)
+    channel = await layer.new_channel()
+    (sender,) = await peers(1)
+    await layer.close()  # this process stops reading: what it is sent piles up
+    # Far more than the kernel buffers: most of it still waits in the sender when it
+    # exits (normally, without closing the layer); the exit sends it first.
+    sent = await sender.call("send_checked", channel=channel, count=300, size=20_000, name="s")
+    assert sent == 300
+    sender.request("exit")
+    got = [await receive(layer, channel) for _ in range(300)]  # reading again
+    assert await sender.wait() == 0
+    assert [m["n"] for m in got] == list(range(300)) and all(intact(m) for m in got)
+    assert "frames_truncated" not in layer.stats.extra

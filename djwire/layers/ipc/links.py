@@ -170,8 +170,8 @@ class Link:
     def close(self, deadline: float = 0.0) -> None:
         """Send what waits, waiting for the other process to read it until ``deadline``
         (``time.monotonic()``; the default: only what the kernel takes at once), then
-        close. What is left is lost: counted here, and the receiver drops the partial
-        frame."""
+        close (teardown). What is left is lost; the receiver drops the partial frame
+        and counts it in ``frames_truncated``."""
         with self._lock:
             sock, buffered = self.sock, self.buffered
             while sock is not None and buffered:
@@ -184,8 +184,6 @@ class Link:
                     select.select([], [sock], [], min(left, 0.05))
                 except OSError:
                     break
-            if buffered:
-                self._on_lost(self.token, self.frames)
             self.buffered = bytearray()
             self._drained()
             self._close_socket()

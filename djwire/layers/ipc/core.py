@@ -19,7 +19,7 @@ No server to run: processes that open the same *shared space* (a directory, see
 * **Named channels** (no ``!``: workers, background tasks) are queues in the store
   that any process may take from, each message going to one taker, with the
   ``"queues"`` extension (leases, retries, dead letters, delayed sends; see
-  :mod:`.store`). Waiters are woken by their senders (see :mod:`.watches`).
+  :mod:`.queues`). Waiters are woken by their senders (see :mod:`.watches`).
 
 Processes that end without closing are noticed by the others the first time they
 write to them (the socket refuses connections); their memberships and listening
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import re
@@ -55,8 +54,8 @@ from .config import Limits
 from .frames import Kind
 from .inbox import STARTING_PREFIX, Inbox
 from .links import Link, Sent, probe
+from .queues import NamedQueues
 from .store import GroupView, Pushed, Store, StoreFull, now_ms
-from .watches import Watch
 
 logger = logging.getLogger("djwire.layers.ipc")
 T = TypeVar("T")
@@ -135,7 +134,8 @@ class IPCChannelLayer(BaseChannelLayer):
         )
         self.group_expiry = group_expiry
         self.space = space.resolve(name, path)
-        self._expiry_ms = int(expiry * 1000)
+        #: ``expiry`` in milliseconds, as the store and the frames count time.
+        self.expiry_ms = int(expiry * 1000)
         self._group_expiry_ms = int(group_expiry * 1000)
         self._prepared = False
         self._begin()
@@ -156,8 +156,8 @@ class IPCChannelLayer(BaseChannelLayer):
         self._inbox: Inbox | None = None
         self._links: dict[str, Link] = {}
         self._gone: dict[str, None] = {}
-        self._watches: dict[str, Watch] = {}
-        self._leases = itertools.count(1)
+        #: Named channels as work queues (leases, dead letters, delays): see .queues.
+        self.named = NamedQueues(self)
         self._views: dict[str, GroupView] = {}
         # What this process must release when the layer goes or the process ends:
         # also a process that only sends has links whose frames must go out first.
@@ -241,9 +241,7 @@ class IPCChannelLayer(BaseChannelLayer):
             return
         kind, target, deadline, message = frame[0], frame[1], frame[2], frame[3]
         if kind == Kind.WAKE:
-            watch = self._watches.get(target)
-            if watch is not None:
-                watch.poke()
+            self.named.poke(target)
             return
         if type(message) is not dict or type(target) is not str or type(deadline) is not int:
             self._on_bad_frame("malformed")
@@ -363,9 +361,7 @@ class IPCChannelLayer(BaseChannelLayer):
         for channel, tokens in listeners.items():
             for token in tokens:
                 if token == self.token:
-                    watch = self._watches.get(channel)
-                    if watch is not None:
-                        watch.poke()
+                    self.named.poke(channel)
                 else:
                     self._write(token, frames.wake_frame(channel))
 
@@ -375,7 +371,7 @@ class IPCChannelLayer(BaseChannelLayer):
         self._prepare()
         now = now_ms()
         store = self.store
-        expiry = self._expiry_ms
+        expiry = self.expiry_ms
         pushed: Pushed = await self._store_write(
             lambda c: store.push_many(c, channels, now + delay_ms, expiry, packed, now),
             channels[0][0] if len(channels) == 1 else "a group's named channels",
@@ -396,7 +392,7 @@ class IPCChannelLayer(BaseChannelLayer):
         token = owner_token(channel)
         packed = frames.pack_message(message, self.limits.max_message_size)
         if token is not None:
-            frame = frames.message_frame(channel, now_ms() + self._expiry_ms, packed)
+            frame = frames.message_frame(channel, now_ms() + self.expiry_ms, packed)
             sent = self._write(token, frame)
             if sent is Sent.FULL:
                 raise ChannelFull(channel, self.limits.peer_buffer_size)
@@ -458,158 +454,30 @@ class IPCChannelLayer(BaseChannelLayer):
         (delivery,) = await self.take(channel, 1)
         return delivery.message
 
-    # -- named channels as work queues (the "queues" extension) ---------------------
+    # -- named channels as work queues (the "queues" extension: see .queues) -----------
 
     async def take(
         self, channel: str, count: int = 1, *, lease: float | None = None
     ) -> list[Delivery]:
-        """Wait for a message on named ``channel``; up to ``count`` of them, taken in
-        one store transaction, leased for ``lease`` seconds if given."""
-        self.require_valid_channel_name(channel)
-        require_named(channel)
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        if lease is not None and not lease > 0:
-            raise ValueError("lease must be a positive number of seconds")
-        count = min(count, self.limits.max_batch)
-        if lease is None:
-            # What an earlier receive() left in this process goes first.
-            local: list[Delivery] = []
-            while len(local) < count and (message := self.local.take(channel)) is not None:
-                local.append(Delivery(message))
-            if local:
-                return local
-        self._prepare()
-        self._ensure_inbox()  # wake-ups arrive there
-        watch = self._watches.get(channel)
-        if watch is None:
-            watch = self._watches[channel] = Watch(
-                channel, self.token, self.store, self.limits.poll_interval
-            )
-        try:
-            await watch.enter()
-        except StoreFull:
-            self._store_full()
-            raise ChannelFull(channel) from None
-        try:
-            while True:
-                wakes = watch.wakes
-                now = now_ms()
-                ready, due = self.store.peek(channel, now)
-                if ready:
-                    deliveries = await self._take_now(channel, count, lease, now_ms())
-                    if deliveries:
-                        return deliveries
-                    continue  # another process was quicker: look again
-                wait = self.limits.poll_interval
-                if due is not None:
-                    wait = min(wait, max(0.0, (due - now) / 1000))
-                await watch.sleep(wakes, wait)
-        finally:
-            watch.leave(self._forget_watch)
-
-    async def _take_now(
-        self, channel: str, count: int, lease: float | None, now: int
-    ) -> list[Delivery]:
-        store = self.store
-        held = None
-        if lease is not None:
-            held = (f"{self.token}.{next(self._leases)}.", now + int(lease * 1000))
-        expiry = self._expiry_ms
-        taken = await self._store_write(
-            lambda c: store.take(c, channel, count, now, expiry, held), channel
-        )
-        self.stats.expired += taken.expired
-        if taken.redelivered:
-            logger.warning(
-                "%d message(s) on %s were not acknowledged within their lease; "
-                "delivering them again",
-                taken.redelivered,
-                channel,
-            )
-        deliveries = []
-        for payload, tag, attempt in taken.rows:
-            try:
-                message = frames.unpack_message(payload)
-            except Exception:
-                self._on_bad_frame("malformed")
-                continue
-            deliveries.append(Delivery(message, tag, attempt))
-        return deliveries
-
-    def _forget_watch(self, watch: Watch) -> None:
-        if self._watches.get(watch.channel) is watch:
-            del self._watches[watch.channel]
+        return await self.named.take(channel, count, lease)
 
     async def ack(self, channel: str, tags: list[str]) -> None:
-        require_named(channel)
-        store = self.store
-        await self._store_write(lambda c: store.ack(c, channel, list(tags)), channel)
+        await self.named.ack(channel, tags)
 
     async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
-        require_named(channel)
-        delay_ms = int(check_delay(delay) * 1000)
-        store, now, expiry = self.store, now_ms(), self._expiry_ms
-        pushed = await self._store_write(
-            lambda c: store.retry(c, channel, tag, now + delay_ms, expiry, now), channel
-        )
-        if pushed is None:
-            return False
-        self._wake(pushed.listeners)
-        return True
+        return await self.named.retry(channel, tag, delay)
 
     async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
-        require_named(channel)
-        store, now, keep = self.store, now_ms(), self.limits.max_dead_letters
-        held, dropped = await self._store_write(
-            lambda c: store.dead_letter(c, channel, tag, str(reason), now, keep), channel
-        )
-        for _ in range(dropped):
-            count_loss(
-                self.stats,
-                "dead_letters_dropped",
-                logger,
-                "Dead letters of %s are full (max_dead_letters=%d): dropped the oldest; %d so far",
-                channel,
-                keep,
-            )
-        return bool(held)
+        return await self.named.dead_letter(channel, tag, reason)
 
     async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
-        require_named(channel)
-        self._prepare()
-        store = self.store
-        letters = []
-        for id_, payload, reason, attempts, failed_at in store.read(
-            lambda c: store.dead_letters(c, channel, limit)
-        ):
-            letters.append(
-                DeadLetter(str(id_), frames.unpack_message(payload), reason, attempts, failed_at)
-            )
-        return letters
+        return await self.named.dead_letters(channel, limit)
 
     async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
-        require_named(channel)
-        store, now, expiry = self.store, now_ms(), self._expiry_ms
-        chosen = _letter_ids(ids)
-
-        def replay(connection: Any) -> tuple[int, Pushed]:
-            payloads = store.remove_dead_letters(connection, channel, chosen)
-            return len(payloads), store.replay(connection, channel, payloads, now, expiry)
-
-        self._prepare()
-        count, pushed = await self._store_write(replay, channel)
-        self._wake(pushed.listeners)
-        return count
+        return await self.named.replay_dead_letters(channel, ids)
 
     async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
-        require_named(channel)
-        self._prepare()
-        store, chosen = self.store, _letter_ids(ids)
-        removed = await self._store_write(
-            lambda c: store.remove_dead_letters(c, channel, chosen), channel
-        )
-        return len(removed)
+        return await self.named.discard_dead_letters(channel, ids)
 
     async def send_later(self, channel: str, message: Message, delay: float) -> None:
         """Queue ``message`` on named ``channel``, to be taken ``delay`` seconds from now."""
@@ -683,7 +551,7 @@ class IPCChannelLayer(BaseChannelLayer):
         if packed is None:
             return
         if remote:
-            frame = frames.group_frame(group, now + self._expiry_ms, packed, view.version)
+            frame = frames.group_frame(group, now + self.expiry_ms, packed, view.version)
             for token in remote:
                 sent = self._write(token, frame)
                 if sent is Sent.FULL:
@@ -729,10 +597,7 @@ class IPCChannelLayer(BaseChannelLayer):
         deadline = time.monotonic() + EXIT_LINGER
         for link in list(self._links.values()):
             await link.wait_drained(max(0.0, deadline - time.monotonic()))
-        for watch in list(self._watches.values()):
-            if not watch.waiters:
-                watch.unlisten()
-                self._forget_watch(watch)
+        self.named.close_idle()
         if self._inbox is not None:
             self._inbox.detach(asyncio.get_running_loop())
 
@@ -757,13 +622,6 @@ def _weakly(method: Callable[..., None]) -> Callable[..., None]:
             bound(*args)
 
     return call
-
-
-def _letter_ids(ids: list[str] | None) -> list[int] | None:
-    """Dead letter ids are the store's row ids; ones that are not are nobody's."""
-    if ids is None:
-        return None
-    return [int(id_) for id_ in ids if isinstance(id_, str) and id_.isdigit()]
 
 
 @dataclass

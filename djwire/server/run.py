@@ -72,7 +72,7 @@ def run_config(
         from djwire.server.django_http import accelerate
 
         app = accelerate(app, threads=config.django_threads)
-    server = Server(config, app)
+    server = Server(config.replace(app=app))
 
     def started(server: Server) -> None:
         tune_gc(config)

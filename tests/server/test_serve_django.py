@@ -140,3 +140,12 @@ def test_supervisor_and_workers_log_on_one_clock_utc(two_workers_log: str) -> No
     for message, stamp in stamps.items():
         assert abs(stamp - time.time()) < 120, message
 
+
+def test_workers_on_a_process_local_layer_warn_once_at_start(two_workers_log: str) -> None:
+    warnings = [line for line in two_workers_log.splitlines() if "djwire.W010" in line]
+    assert len(warnings) == 1, two_workers_log
+    assert (
+        " UTC WARNING CHANNEL_LAYERS['default'] (djwire.layers.InMemoryChannelLayer)"
+        in (warnings[0])
+    )
+    assert "2 server processes" in warnings[0]

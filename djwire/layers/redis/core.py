@@ -78,6 +78,7 @@ class RedisChannelLayer(BaseChannelLayer):
     """A channel layer over Redis; see the module docstring."""
 
     extensions: ClassVar[list[str]] = ["groups", "flush"]
+    shared_between_processes: ClassVar[bool] = True
 
     def __init__(
         self,

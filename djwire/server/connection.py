@@ -44,6 +44,11 @@ def _shared(value: Any) -> Any:
     return value
 
 
+def client_name(client: Address | None, unknown: str = "unix socket") -> str:
+    """``127.0.0.1:45910`` as log lines name a client; ``unknown`` without an address."""
+    return f"{client[0]}:{client[1]}" if client else unknown
+
+
 def refusal_status(error: BaseException) -> int | None:
     """The 4xx status an exception from the application asks for, if it asks for one.
 
@@ -126,8 +131,7 @@ class Connection(asyncio.Protocol):
 
     def who(self) -> str:
         """The client as log lines name it."""
-        client = self.client
-        return f"{client[0]}:{client[1]}" if client else "unix socket"
+        return client_name(self.client)
 
     def abort(self) -> None:
         """Close now: drop the socket."""

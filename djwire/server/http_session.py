@@ -23,6 +23,7 @@ from djwire.server.connection import (
     ALL_REASONS,
     INF,
     Connection,
+    client_name,
     peer_addresses,
     refusal_status,
     status_phrase,
@@ -569,15 +570,13 @@ class RequestCycle:
     def log_access(self) -> None:
         if not access_logger.isEnabledFor(logging.INFO):
             return
-        client = self.scope["client"]
-        who = f"{client[0]}:{client[1]}" if client else "-"
         request = self.request
         target = self.scope["path"]
         if request.query_string:
             target += "?" + request.query_string.decode("latin-1")
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %d',
-            who,
+            client_name(self.scope["client"], "-"),
             request.method,
             target,
             request.http_version,

@@ -29,6 +29,7 @@ from djwire.server.connection import (
     Address,
     Connection,
     ServerAddress,
+    client_name,
     refusal_status,
     status_phrase,
 )
@@ -518,7 +519,7 @@ class WebSocketSession(Connection):
     def _log_access(self, status: int) -> None:
         access_logger.info(
             '%s - "WebSocket %s" %d',
-            self.who(),
+            client_name(self.client, "-"),
             self.path,
             status,
         )

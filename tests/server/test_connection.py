@@ -127,3 +127,26 @@ async def test_an_http_status_outside_4xx_is_an_ordinary_error(
         (response,) = parse_responses(await exchange(running.port, GET))
     assert response.status == 500
     assert any(r.exc_info for r in caplog.records if r.name == "djwire.server")
+
+
+async def test_access_lines_name_a_unix_socket_client_alike(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.close"})
+            return
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body"})
+
+    caplog.set_level(logging.INFO, logger="djwire.server.access")
+    path = str(tmp_path / "s.sock")
+    async with serve(app, uds=path, access_log=True):
+        for raw in (GET, UPGRADE + b"\r\n"):
+            reader, writer = await asyncio.open_unix_connection(path)
+            writer.write(raw)
+            await asyncio.wait_for(reader.read(), TIMEOUT)
+            writer.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "djwire.server.access"]
+    assert lines == ['- - "GET / HTTP/1.1" 204 0', '- - "WebSocket /ws" 403']

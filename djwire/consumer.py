@@ -56,14 +56,7 @@ class AsyncConsumer:
         self.base_send = async_to_sync(send) if self._sync else send
         try:
             if self.channel_layer is not None:
-                # Layers with process-local queues offer a receive that is a plain
-                # future: an idle consumer then costs no Task for its channel.
-                from_layer = (
-                    self._claim_from_layer
-                    if hasattr(self.channel_layer, "claim_receive")
-                    else self.channel_receive
-                )
-                await await_many_dispatch([receive, from_layer], self.dispatch)
+                await await_many_dispatch([receive, self._claim_from_layer], self.dispatch)
             else:
                 await await_many_dispatch([receive], self.dispatch)
         except StopConsumer:
@@ -78,7 +71,10 @@ class AsyncConsumer:
         return self.channel_layer.receive(self.channel_name)
 
     def _claim_from_layer(self) -> Awaitable[dict[str, Any]]:
-        return self.channel_layer.claim_receive(self.channel_name)  # type: ignore[union-attr,no-any-return]
+        # Layers with process-local queues return a plain future: an idle consumer
+        # then costs no Task for its channel.
+        assert self.channel_layer is not None
+        return self.channel_layer.claim_receive(self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler for ``message["type"]``."""

@@ -15,9 +15,12 @@ code written for Channels work unchanged; djwire adds three optional abilities:
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
+import reprlib
 import secrets
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -34,11 +37,11 @@ _CHANNEL_NAME = re.compile(r"^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z\d\-_.]+$")
 
 
-def _name_error(kind: str, name: object) -> InvalidNameError:
-    return InvalidNameError(
-        f"{kind} name must be a valid unicode string containing only ASCII alphanumerics, "
-        f"hyphens, underscores, or periods, with length < {MAX_NAME_LENGTH}, not {name!r}"
-    )
+def _short_repr(value: object) -> str:
+    """``repr(value)``, shortened: a bad name may be any object of any size."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 120
+    return short.repr(value)
 
 
 def compile_capacities(
@@ -73,6 +76,43 @@ class LayerStats:
     direct_deliveries: int = 0  # websocket.send written straight to a socket
     extra: dict[str, int] = field(default_factory=dict)
 
+    def add(self, counter: str, amount: int = 1) -> int:
+        """Add to ``counter`` (a field above, or else a key of ``extra``); the new total."""
+        if counter in _STATS_FIELDS:
+            total: int = getattr(self, counter) + amount
+            setattr(self, counter, total)
+        else:
+            total = self.extra.get(counter, 0) + amount
+            self.extra[counter] = total
+        return total
+
+
+_STATS_FIELDS = frozenset({"dropped_full", "expired", "lost_in_outage", "direct_deliveries"})
+
+#: A kind of loss is logged the first time and then every LOG_EVERY-th time, so a
+#: flood of drops costs a counter each, not a log line each.
+LOG_EVERY = 1000
+
+
+def count_loss(
+    stats: LayerStats, counter: str, log: logging.Logger, text: str, *args: object
+) -> None:
+    """Count one lost message in ``stats`` and log ``text`` sparingly (see LOG_EVERY).
+
+    ``text``'s last placeholder is a ``%d`` for the total so far.
+    """
+    total = stats.add(counter)
+    if total == 1 or total % LOG_EVERY == 0:
+        log.warning(text, *args, total)
+
+
+def check_message(message: object) -> None:
+    """Refuse what no layer may carry: a non-dict, or the reserved routing key."""
+    if not isinstance(message, dict):
+        raise TypeError(f"A channel layer message must be a dict, not {type(message).__name__}")
+    if "__asgi_channel__" in message:
+        raise ValueError("A message must not contain the reserved key '__asgi_channel__'")
+
 
 class BaseChannelLayer:
     """Base class with name validation and capacity lookup; subclasses do the I/O."""
@@ -85,6 +125,13 @@ class BaseChannelLayer:
     shared_between_processes: ClassVar[bool] = False
     channel_name_regex: ClassVar[re.Pattern[str]] = _CHANNEL_NAME
     group_name_regex: ClassVar[re.Pattern[str]] = _GROUP_NAME
+    #: The message of a bad name's error, ``{}`` being "Channel" or "Group"; the text is
+    #: Channels' (4.2+), which projects' tests match against, and the bad name follows.
+    invalid_name_error: ClassVar[str] = (
+        "{} name must be a valid unicode string "
+        f"with length < {MAX_NAME_LENGTH} "
+        "containing only ASCII alphanumerics, hyphens, underscores, or periods."
+    )
 
     def __init__(
         self,
@@ -136,9 +183,9 @@ class BaseChannelLayer:
         if not receive and type(name) is str and name in self._valid_names:
             return True
         if not isinstance(name, str) or not self.match_type_and_length(name):
-            raise _name_error("Channel", name)
+            raise self._invalid_name("Channel", name)
         if not self.channel_name_regex.match(name):
-            raise _name_error("Channel", name)
+            raise self._invalid_name("Channel", name)
         if receive and "!" in name and not name.endswith("!"):
             raise InvalidNameError("Specific channel names in receive() must end at the !")
         self._remember_valid(name)
@@ -155,13 +202,16 @@ class BaseChannelLayer:
         if type(name) is str and name in self._valid_groups:
             return True
         if not isinstance(name, str) or not self.match_type_and_length(name):
-            raise _name_error("Group", name)
+            raise self._invalid_name("Group", name)
         if not self.group_name_regex.match(name):
-            raise _name_error("Group", name)
+            raise self._invalid_name("Group", name)
         if len(self._valid_groups) >= 50_000:
             self._valid_groups.clear()
         self._valid_groups.add(name)
         return True
+
+    def _invalid_name(self, kind: str, name: object) -> InvalidNameError:
+        return InvalidNameError(f"{self.invalid_name_error.format(kind)} Got {_short_repr(name)}.")
 
     def valid_channel_names(self, names: Iterable[object], receive: bool = False) -> bool:
         names = list(names)
@@ -171,9 +221,26 @@ class BaseChannelLayer:
             self.require_valid_channel_name(name, receive=receive)
         return True
 
-    # Older spellings, kept because third-party layers call them.
-    valid_channel_name = require_valid_channel_name
-    valid_group_name = require_valid_group_name
+    # Spellings Channels deprecated in 4.2; third-party layers still call them.
+
+    def valid_channel_name(self, channel_name: object, receive: bool = False) -> bool:
+        """Deprecated: use :meth:`require_valid_channel_name`."""
+        warnings.warn(
+            "valid_channel_name is deprecated, use require_valid_channel_name instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        # As in Channels, ``receive`` is accepted and not passed on.
+        return self.require_valid_channel_name(channel_name)
+
+    def valid_group_name(self, group_name: object) -> bool:
+        """Deprecated: use :meth:`require_valid_group_name`."""
+        warnings.warn(
+            "valid_group_name is deprecated, use require_valid_group_name instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_group_name(group_name)
 
     @staticmethod
     def non_local_name(name: str) -> str:
@@ -193,6 +260,16 @@ class BaseChannelLayer:
 
     async def receive(self, channel: str) -> Message:
         raise NotImplementedError("receive() should be implemented in a channel layer")
+
+    def claim_receive(self, channel: str) -> Awaitable[Message]:
+        """The next message for ``channel``, as consumers wait for it.
+
+        By default simply ``receive(channel)``. Layers with process-local queues
+        return a plain future instead, so an idle consumer costs no Task; unlike a
+        cancelled ``receive()``, a cancelled claim may lose the message it was
+        about to get, which is fine for a consumer that is ending.
+        """
+        return self.receive(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         raise NotImplementedError("new_channel() should be implemented in a channel layer")

@@ -68,6 +68,23 @@ class Groups:
             if members:
                 yield group, dict(members)
 
+    def live_groups(self) -> Iterator[str]:
+        """Groups with live members. Reads only: expired members are left for sweeps."""
+        now = self.clock()
+        for group, members in list(self._groups.items()):
+            # Deadline-ordered: the newest member is the last to expire.
+            if members and next(reversed(members.values())) > now:
+                yield group
+
+    def joined(self, group: str) -> dict[str, float] | None:
+        """``{channel: deadline}`` of the live members, oldest first; None if none."""
+        members = self._groups.get(group)
+        if not members:
+            return None
+        now = self.clock()
+        live = {channel: deadline for channel, deadline in members.items() if deadline > now}
+        return live or None
+
     def clear(self) -> None:
         self._groups.clear()
         self._heap.clear()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -28,11 +27,6 @@ from djwire.exceptions import ChannelFull
 
 from .base import LayerStats, Message
 from .direct import DirectSocket
-
-logger = logging.getLogger("djwire.layers")
-
-#: After this many drops, a layer logs again (first drop is always logged).
-_DROP_LOG_EVERY = 1000
 
 
 class _Queue:
@@ -61,6 +55,10 @@ def _prune(queue: _Queue) -> None:
     waiters = queue.waiters
     if waiters and any(waiter.done() for waiter, _ in waiters):
         queue.waiters = [entry for entry in waiters if not entry[0].done()] or None
+
+
+def _is_waited_on(queue: _Queue) -> bool:
+    return queue.socket is not None or any(not waiter.done() for waiter, _ in queue.waiters or ())
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -94,8 +92,31 @@ class LocalChannels:
     def __contains__(self, channel: str) -> bool:
         return channel in self._queues
 
-    def channels(self) -> Iterator[str]:
-        return iter(self._queues)
+    # -- reading, for tests and introspection (never on the hot path) -----------------
+
+    def live(self) -> Iterator[str]:
+        """Channels holding unexpired messages, or with a receiver waiting (or a socket
+        attached). Reads only: expired messages are left for ``sweep()``."""
+        now = self.clock()
+        for channel, queue in list(self._queues.items()):
+            if self._pending(queue, now) or _is_waited_on(queue):
+                yield channel
+
+    def pending(self, channel: str) -> int | None:
+        """How many unexpired messages ``channel`` holds; None if it is not live."""
+        queue = self._queues.get(channel)
+        if queue is None:
+            return None
+        count = self._pending(queue, self.clock())
+        if count or _is_waited_on(queue):
+            return count
+        return None
+
+    @staticmethod
+    def _pending(queue: _Queue, now: float) -> int:
+        # Not a bisect: a message given back by a cancelled receiver sits at the head
+        # with a fresh deadline, so deadlines are not quite ordered.
+        return sum(1 for deadline, _ in queue.items or () if deadline > now)
 
     # -- sending ------------------------------------------------------------------
 
@@ -150,18 +171,6 @@ class LocalChannels:
                 del waiters[index]
             return True
         return False
-
-    def drop(self, channel: str, reason: str = "full") -> None:
-        """Count (and log, sparingly) a message that could not be queued."""
-        self.stats.dropped_full += 1
-        count = self.stats.dropped_full
-        if count == 1 or count % _DROP_LOG_EVERY == 0:
-            logger.warning(
-                "Dropped a group message for %s (%s); %d dropped so far in this process",
-                channel,
-                reason,
-                count,
-            )
 
     # -- receiving ------------------------------------------------------------------
 
@@ -367,26 +376,3 @@ class LocalChannels:
             dropped += 1
         if dropped:
             self.stats.expired += dropped
-
-
-def fast_copy(value: Any) -> Any:
-    """A deep copy of JSON/msgpack-like data, ~10x faster than ``copy.deepcopy``.
-
-    Containers are rebuilt; immutable leaves are shared; anything else falls back
-    to ``copy.deepcopy`` so odd values still get copy semantics.
-    """
-    kind = type(value)
-    if kind is dict:
-        return {key: fast_copy(item) for key, item in value.items()}
-    if kind is list:
-        return [fast_copy(item) for item in value]
-    if kind in _IMMUTABLE:
-        return value
-    if kind is tuple:
-        return tuple(fast_copy(item) for item in value)
-    import copy
-
-    return copy.deepcopy(value)
-
-
-_IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})

@@ -283,6 +283,13 @@ async def test_bad_channel_names_raise_invalid_name_error(layer: BaseChannelLaye
         await layer.send(name, {"type": "x"})
 
 
+async def test_bad_name_errors_start_with_channels_wording(layer: BaseChannelLayer) -> None:
+    with pytest.raises(TypeError, match=layer.invalid_name_error.format("Channel")):
+        await layer.send("x" * 101, {"type": "x"})
+    with pytest.raises(TypeError, match=layer.invalid_name_error.format("Group")):
+        await layer.group_send("has space", {"type": "x"})
+
+
 @pytest.mark.parametrize("name", ["", "has space", "a!b", "x" * 100, None])
 async def test_bad_group_names_raise_invalid_name_error(layer: BaseChannelLayer, name) -> None:
     with pytest.raises(InvalidNameError):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 import pytest
 from asgiref.sync import async_to_sync
 
 from djwire.layers import InMemoryChannelLayer
+from djwire.layers.delivery import fast_copy
 from djwire.layers.direct import socket_payload
-from djwire.layers.local import fast_copy
 
 
 class Encoder:
@@ -112,17 +113,17 @@ def test_only_plain_data_messages_qualify_for_direct_delivery(message, payload) 
 async def test_idle_channels_and_their_bookkeeping_go_away_after_expiry() -> None:
     now = [0.0]
     layer = InMemoryChannelLayer(expiry=10)
-    layer.channels.clock = lambda: now[0]
+    layer.queues.clock = lambda: now[0]
     for n in range(10_000):
         await layer.send(f"idle-{n}", {"type": "x"})
-    assert len(layer.channels) == 10_000
-    assert len(layer.channels._heap) == 10_000  # one entry per channel, not per message
+    assert len(layer.queues) == 10_000
+    assert len(layer.queues._heap) == 10_000  # one entry per channel, not per message
     for _ in range(5):
         await layer.send("idle-1", {"type": "x"})
-    assert len(layer.channels._heap) == 10_000
+    assert len(layer.queues._heap) == 10_000
     now[0] = 11.0
     await layer.send("fresh", {"type": "x"})
-    assert len(layer.channels) == 1
+    assert len(layer.queues) == 1
     assert layer.stats.expired == 10_005
 
 
@@ -135,26 +136,28 @@ async def test_consumed_channels_do_not_leak_queues() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert len(layer.channels) == 0
+    assert len(layer.queues) == 0
 
 
 async def test_group_members_expire_without_a_send_to_the_group() -> None:
     now = [0.0]
     layer = InMemoryChannelLayer(group_expiry=10)
-    layer.groups.clock = lambda: now[0]
+    layer.memberships.clock = lambda: now[0]
     for n in range(100):
         await layer.group_add(f"group-{n}", "some-channel")
     now[0] = 11.0
     await layer.group_add("trigger", "some-channel")
-    assert len(layer.groups) == 1
+    assert len(layer.memberships) == 1
 
 
-async def test_full_member_drop_is_counted() -> None:
+async def test_full_member_drop_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     layer = InMemoryChannelLayer(capacity=1)
     await layer.group_add("g", "member")
-    await layer.group_send("g", {"type": "a"})
-    await layer.group_send("g", {"type": "b"})
+    with caplog.at_level(logging.WARNING, logger="djwire.layers"):
+        await layer.group_send("g", {"type": "a"})
+        await layer.group_send("g", {"type": "b"})
     assert layer.stats.dropped_full == 1
+    assert "Dropped a group message for member (its queue is full)" in caplog.text
 
 
 async def test_send_from_another_thread_wakes_a_receiver_on_this_loop() -> None:
@@ -209,9 +212,9 @@ async def test_claim_hands_a_message_to_a_waiting_consumer_without_queueing() ->
     assert not claim.done()
     await layer.send(channel, {"type": "x", "n": 1})
     assert claim.done() and claim.result() == {"type": "x", "n": 1}
-    assert not layer.channels._queues[channel].items  # handed over, never queued
+    assert not layer.queues._queues[channel].items  # handed over, never queued
     layer.detach_socket(channel)  # what a consumer does when it ends
-    assert len(layer.channels) == 0
+    assert len(layer.queues) == 0
 
 
 async def test_cancelled_claims_of_ended_consumers_leave_nothing_behind() -> None:
@@ -220,7 +223,7 @@ async def test_cancelled_claims_of_ended_consumers_leave_nothing_behind() -> Non
         channel = await layer.new_channel()
         layer.claim_receive(channel).cancel()
         layer.detach_socket(channel)
-    assert len(layer.channels) == 0
+    assert len(layer.queues) == 0
 
 
 async def test_claim_returns_a_queued_message_at_once_and_keeps_order() -> None:
@@ -274,4 +277,4 @@ async def test_a_finished_consumer_leaves_no_queue_in_the_layer() -> None:
         await communicator.send_to(text_data="hi")
         assert await communicator.receive_from() == "hi"
         await communicator.disconnect()
-    assert len(layer.channels) == 0
+    assert len(layer.queues) == 0

@@ -47,10 +47,10 @@ from redis.exceptions import ResponseError
 
 from djwire.exceptions import ChannelFull, InvalidChannelLayerError, LayerUnavailable
 
-from ..base import BaseChannelLayer, Message
+from ..base import BaseChannelLayer, Message, check_message, count_loss
+from ..delivery import count_dropped, deliver_to_local, offer_local, send_local
 from ..direct import DirectSocket
-from ..local import LocalChannels, fast_copy
-from ..memory import check_message, deliver_to_local
+from ..local import LocalChannels
 from . import envelope, scripts
 from .accounting import LossLedger, OutageMonitor
 from .cluster import ClusterRouter, Router, ShardRouter
@@ -124,6 +124,9 @@ class RedisChannelLayer(BaseChannelLayer):
             restart_grace=restart_grace,
         )
         nodes = parse_hosts(hosts)  # type: ignore[arg-type]
+        #: How many ``hosts`` entries (shards, or Cluster seeds) there are, as in
+        #: channels_redis.
+        self.ring_size = len(nodes)
         self.router: Router
         if cluster:
             if not all(isinstance(node, StaticNode) for node in nodes):
@@ -138,7 +141,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
         #: This layer instance's process token: names its inbox and its channels.
         self.token = secrets.token_hex(6)
-        self.channels = LocalChannels(expiry, self.get_capacity, self.stats)
+        self.queues = LocalChannels(expiry, self.get_capacity, self.stats)
         self.local_groups = MembershipMirror(group_expiry)  # our channels' groups
         self.named_groups = MembershipMirror(group_expiry)  # named channels we added
         self.monitor = OutageMonitor(self.stats)
@@ -159,6 +162,30 @@ class RedisChannelLayer(BaseChannelLayer):
 
     def __repr__(self) -> str:
         return f"<RedisChannelLayer prefix={self.prefix!r} token={self.token}>"
+
+    # -- channels_redis's public names ------------------------------------------------
+
+    @property
+    def client_prefix(self) -> str:
+        """The part of this process's channel names before the ``!`` (channels_redis's
+        name for it; djwire calls it the token)."""
+        return self.token
+
+    async def close_pools(self) -> None:
+        """channels_redis's name for :meth:`close`, which many test teardowns call."""
+        await self.close()
+
+    async def wait_received(self) -> None:
+        """Returns at once: nothing is left to finish after a receive (channels_redis
+        waits for its clean-up tasks here; a djwire take is confirmed by the next)."""
+
+    def serialize(self, message: Message) -> bytes:
+        """A message as stored in Redis (with ``serializer_format`` and the keys)."""
+        return self.serializer.dumps(message)
+
+    def deserialize(self, data: bytes) -> Message:
+        """Inverse of :meth:`serialize`."""
+        return self.serializer.loads(envelope.unpack_payload(data))
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -338,7 +365,7 @@ class RedisChannelLayer(BaseChannelLayer):
         check_message(message)
         token = owner_token(channel)
         if token == self.token:
-            self.channels.put(channel, fast_copy(message))
+            send_local(self.queues, self.stats, channel, message)
             return
         payload = self.serializer.dumps(message)
         deadline = _now_ms() + self._expiry_ms
@@ -355,7 +382,7 @@ class RedisChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
-        message = self.channels.take(channel)
+        message = self.queues.take(channel)
         if message is not None:
             return message
         token = owner_token(channel)
@@ -367,7 +394,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 "only the layer whose new_channel() made it can receive from it"
             )
         self._ensure_inbox_feed()
-        return await self.channels.get(channel)
+        return await self.queues.get(channel)
 
     def claim_receive(self, channel: str) -> asyncio.Future[Message]:
         """Like ``receive()`` but a plain future, for consumers of this process's own
@@ -375,7 +402,7 @@ class RedisChannelLayer(BaseChannelLayer):
         if owner_token(channel) != self.token:
             return asyncio.ensure_future(self.receive(channel))
         self._ensure_inbox_feed()
-        return self.channels.claim(channel)
+        return self.queues.claim(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."
@@ -393,7 +420,7 @@ class RedisChannelLayer(BaseChannelLayer):
                 self._named_feeds[channel] = self._start_named_feed(channel)
             else:
                 feed.poke()
-            return await self.channels.get(channel)
+            return await self.queues.get(channel)
         finally:
             left = self._waiting.get(channel, 1) - 1
             if left:
@@ -484,7 +511,6 @@ class RedisChannelLayer(BaseChannelLayer):
         if refused:
             self.ledger.refused(refused)
         now = _now_ms()
-        channels = self.channels
         for raw in items:
             try:
                 item = envelope.parse(raw)
@@ -499,14 +525,14 @@ class RedisChannelLayer(BaseChannelLayer):
             kind = item.kind
             if kind is Kind.MESSAGE:
                 message = self._decode(item.payload)
-                if message is not None and not channels.offer(item.target, message):
-                    channels.drop(item.target)
+                if message is not None:
+                    offer_local(self.queues, self.stats, item.target, message)
             elif kind is Kind.GROUP:
                 members = self.local_groups.members(item.target)
                 if members:
                     message = self._decode(item.payload)
                     if message is not None:
-                        deliver_to_local(self, members, message)
+                        deliver_to_local(self.queues, self.stats, members, message)
             elif kind is Kind.JOIN:
                 self.local_groups.add(item.target, item.payload)
             elif kind is Kind.LEAVE:
@@ -524,8 +550,8 @@ class RedisChannelLayer(BaseChannelLayer):
                 self.stats.expired += 1
                 continue
             message = self._decode(item.payload)
-            if message is not None and not self.channels.offer(channel, message):
-                self.channels.drop(channel)
+            if message is not None:
+                offer_local(self.queues, self.stats, channel, message)
 
     def _decode(self, payload: Any) -> Message | None:
         try:
@@ -535,15 +561,14 @@ class RedisChannelLayer(BaseChannelLayer):
             return None
 
     def _malformed(self, raw: object, exc: BaseException | None = None) -> None:
-        count = self.stats.extra.get("malformed", 0) + 1
-        self.stats.extra["malformed"] = count
-        if count == 1 or count % 1000 == 0:
-            logger.warning(
-                "Skipped an undecodable channel layer message (%s); %d so far. Different "
-                "serializer_format or symmetric_encryption_keys between processes?",
-                repr(exc) if exc is not None else "bad envelope",
-                count,
-            )
+        count_loss(
+            self.stats,
+            "malformed",
+            logger,
+            "Skipped an undecodable channel layer message (%s; different serializer_format "
+            "or symmetric_encryption_keys between processes?); %d so far",
+            repr(exc) if exc is not None else "bad envelope",
+        )
 
     # -- groups ---------------------------------------------------------------------------
 
@@ -625,7 +650,7 @@ class RedisChannelLayer(BaseChannelLayer):
             pipe.flush_now()
         members = self.local_groups.members(group)
         if members:
-            deliver_to_local(self, members, message)
+            deliver_to_local(self.queues, self.stats, members, message)
         try:
             processes, named = await self._group_targets(group, tag, early)
         except LayerUnavailable as exc:
@@ -645,7 +670,9 @@ class RedisChannelLayer(BaseChannelLayer):
         )
         for result in results:
             if result == -1:
-                self.channels.drop(group, reason="a member's queue in Redis is full")
+                count_dropped(
+                    self.stats, "a group message", group, "a member's queue in Redis is full"
+                )
             elif result:
                 self.stats.expired += result
 
@@ -679,11 +706,11 @@ class RedisChannelLayer(BaseChannelLayer):
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
         if owner_token(channel) != self.token:
             return False
-        self.channels.attach(channel, socket)
+        self.queues.attach(channel, socket)
         return True
 
     def detach_socket(self, channel: str) -> None:
-        self.channels.detach(channel)
+        self.queues.detach(channel)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -714,7 +741,7 @@ class RedisChannelLayer(BaseChannelLayer):
                         raise result
                 if cursor == b"0":
                     break
-        self.channels.clear()
+        self.queues.clear()
         self.local_groups.clear()
         self.named_groups.clear()
         self._confirmed.clear()

@@ -52,6 +52,11 @@ def pack_payload(value: Any) -> bytes:
     return packed
 
 
+def unpack_payload(data: bytes) -> Any:
+    """Inverse of :func:`pack_payload`."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
 def build(
     deadline_ms: int,
     kind: Kind,

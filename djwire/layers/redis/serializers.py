@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from djwire.exceptions import InvalidChannelLayerError
 
 from ..base import Message
-from .envelope import pack_payload
+from .envelope import pack_payload, unpack_payload
 
 
 class Serializer(Protocol):
@@ -88,11 +88,8 @@ class EncryptingSerializer:
         return pack_payload(self.fernet.encrypt(self.inner.dumps(message)))
 
     def loads(self, payload: Any) -> Message:
-        import msgpack  # type: ignore[import-untyped]
-
         # Any key in the list decrypts: rotation keeps old messages readable.
-        inner = msgpack.unpackb(self.fernet.decrypt(payload), raw=False, strict_map_key=False)
-        return self.inner.loads(inner)
+        return self.inner.loads(unpack_payload(self.fernet.decrypt(payload)))
 
 
 def derive_fernet_key(key: str | bytes) -> bytes:

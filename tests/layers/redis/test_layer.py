@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 import pytest
@@ -122,6 +123,20 @@ async def test_group_send_to_a_full_named_member_drops_and_counts(make_layer: Ma
     await sender.group_add("g", "slow-member")
     await sender.group_send("g", {"type": "news"})  # does not raise
     assert sender.stats.dropped_full == 1
+
+
+async def test_arrivals_beyond_a_local_channels_capacity_are_dropped_counted_and_logged(
+    make_layer: MakeLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender, receiver = make_layer(capacity=2), make_layer(capacity=2)
+    channel = await receiver.new_channel()
+    with caplog.at_level(logging.WARNING, logger="djwire.layers"):
+        for n in range(3):
+            await sender.send(channel, {"type": "n", "n": n})  # the inbox has room
+        assert await eventually(lambda: receiver.stats.dropped_full == 1, seconds=5)
+    assert [(await receive(receiver, channel))["n"] for _ in range(2)] == [0, 1]
+    assert f"Dropped a message for {channel} (its queue is full)" in caplog.text
+    assert "group" not in caplog.text  # a point-to-point message, not a group's
 
 
 async def test_messages_from_another_process_expire(make_layer: MakeLayer) -> None:

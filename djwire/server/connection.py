@@ -94,9 +94,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "client",
         "drain_waiter",
-        "peer_trusted",
         "read_paused",
-        "server",
         "state",
         "transport",
         "write_deadline",
@@ -111,17 +109,12 @@ class Connection(asyncio.Protocol):
         state: ServerState,
         transport: asyncio.Transport | None = None,
         client: Address | None = None,
-        server: ServerAddress | None = None,
-        peer_trusted: bool = False,
     ) -> None:
         self.state = state
         #: Set by ``connection_made`` when the session is created before its socket.
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
         #: The client as logs name it.
         self.client = client
-        self.server = server
-        #: The TCP peer is a trusted proxy: its forwarded headers are believed.
-        self.peer_trusted = peer_trusted
         #: Reasons (bits) for which reading from the socket is paused; 0: reading.
         self.read_paused = 0
         self.write_paused = False
@@ -139,15 +132,22 @@ class Connection(asyncio.Protocol):
 
     # -- the request's ASGI scope --------------------------------------------------------
 
-    def request_scope(self, request: Request, kind: Literal["http", "websocket"]) -> Any:
+    def request_scope(
+        self,
+        request: Request,
+        kind: Literal["http", "websocket"],
+        server: ServerAddress | None,
+        peer_trusted: bool,
+    ) -> Any:
         """The scope keys an HTTP request and a WebSocket handshake have in common.
 
-        Typed ``Any``: each session completes it as its own TypedDict.
+        ``peer_trusted``: the TCP peer is a trusted proxy, whose forwarded headers
+        are believed. Typed ``Any``: each session completes it as its own TypedDict.
         """
         state = self.state
         client = self.client
         scheme = "http" if kind == "http" else "ws"
-        if self.peer_trusted:
+        if peer_trusted:
             assert state.trusted_proxies is not None
             client, scheme = apply_proxy_headers(
                 request.headers, client, scheme, state.trusted_proxies, peer_trusted=True
@@ -164,7 +164,7 @@ class Connection(asyncio.Protocol):
             "type": kind,
             "asgi": HTTP_ASGI,
             "http_version": request.http_version,
-            "server": self.server,
+            "server": server,
             "client": client,
             "scheme": scheme,
             "root_path": root_path,

@@ -23,6 +23,7 @@ from djwire.server.connection import (
     ALL_REASONS,
     INF,
     Connection,
+    ServerAddress,
     client_name,
     peer_addresses,
     refusal_status,
@@ -48,6 +49,8 @@ _PAUSED_FOR_BODY: Final = 1
 _PAUSED_FOR_PIPELINE: Final = 2
 _DISCONNECT: Final[HTTPDisconnectEvent] = {"type": "http.disconnect"}
 _REQUEST_TIMEOUT: Final = b"Request Timeout\n"
+#: Typed as any phase, so checks after calls that may close the session type-check.
+_CLOSED: HttpPhase = HttpPhase.CLOSED
 _TEXT_PLAIN: Final = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
@@ -58,6 +61,9 @@ class HttpSession(Connection):
 
     def __init__(self, state: ServerState) -> None:
         super().__init__(state)
+        self.server: ServerAddress | None = None
+        #: The TCP peer is a trusted proxy: its forwarded headers are believed.
+        self.peer_trusted = False
         self.reader = HttpRequestReader(state.http_limits)
         self.phase = HttpPhase.IDLE
         self.deadline = INF
@@ -98,7 +104,7 @@ class HttpSession(Connection):
         if receiving is not None and receiving.waiter is not None:
             self.deadline = self.state.now + self.state.config.body_read_timeout
         for event in events:
-            if self.closed():
+            if self.phase is _CLOSED:
                 break  # answered and closing (limit, overload) or upgraded: no more
             if isinstance(event, Request):
                 self._on_request(event)
@@ -180,9 +186,6 @@ class HttpSession(Connection):
         return None  # request tasks are in state.tasks
 
     # -- requests ----------------------------------------------------------------
-
-    def closed(self) -> bool:
-        return self.phase is HttpPhase.CLOSED
 
     def _move(self, event: str) -> None:
         self.phase = HTTP_PHASES.after(self.phase, event)
@@ -348,7 +351,9 @@ class RequestCycle:
     def __init__(self, session: HttpSession, request: Request) -> None:
         self.session = session
         self.request = request
-        scope: HTTPScope = session.request_scope(request, "http")
+        scope: HTTPScope = session.request_scope(
+            request, "http", session.server, session.peer_trusted
+        )
         scope["method"] = request.method
         scope["extensions"] = {}
         self.scope = scope

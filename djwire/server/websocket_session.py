@@ -99,7 +99,7 @@ class WebSocketSession(Connection):
         server: ServerAddress | None,
         peer_trusted: bool,
     ) -> None:
-        super().__init__(state, transport, client, server, peer_trusted)
+        super().__init__(state, transport, client)
         self.request: Request | None = request
         self.proto: WebSocketProtocol = None  # type: ignore[assignment]
         self.app_state = _CONNECTING
@@ -113,12 +113,12 @@ class WebSocketSession(Connection):
         self.pending = b""
         self.framing: ResponseFraming | None = None
         self.response_status = 0
-        self.response_headers: list[tuple[bytes, bytes]] = []
+        self.response_headers: list[tuple[bytes, bytes]] | None = None
         self.accepted = False
         self.task: asyncio.Future[None] | None = None
         # The scope goes to the app at start() and is not kept here (routers copy
         # it, and an idle socket should hold one copy); logs need only these.
-        scope: WebSocketScope = self.request_scope(request, "websocket")
+        scope: WebSocketScope = self.request_scope(request, "websocket", server, peer_trusted)
         scope["subprotocols"] = _subprotocols(request)
         scope["extensions"] = {"websocket.http.response": _DENIAL_EXTENSION, DIRECT_SOCKET: self}
         self.scope: WebSocketScope | None = scope
@@ -352,9 +352,9 @@ class WebSocketSession(Connection):
         framing = self.framing
         if framing is None:
             self.framing, data = self.start_response(
-                self.response_status, self.response_headers, body, last
+                self.response_status, self.response_headers or [], body, last
             )
-            self.response_headers = []
+            self.response_headers = None
         else:
             data = framing.body(body, last)
         self.transport.write(data)

@@ -34,7 +34,18 @@ from typing import Generic, TypeVar
 
 from djwire.exceptions import UnexpectedMessage
 
-S = TypeVar("S", bound=enum.Enum)
+S = TypeVar("S", bound="State")
+
+
+class State(enum.Enum):
+    """A state of one of the machines below.
+
+    Hashed by identity, as members are singletons: ``Enum.__hash__`` hashes the
+    member's name in Python code, a cost every table lookup would pay (about 2 % of
+    the CPU of a minimal HTTP request, measured with callgrind).
+    """
+
+    __hash__ = object.__hash__
 
 
 class StateError(RuntimeError):
@@ -75,7 +86,7 @@ class Table(Generic[S]):
         return tuple(self.messages.get(state, {}))
 
 
-class HttpPhase(enum.Enum):
+class HttpPhase(State):
     """Where an HTTP connection is; every event is the server's (parser, app, clock)."""
 
     IDLE = "idle"  # no request in progress (fresh or kept alive)
@@ -112,7 +123,7 @@ HTTP_PHASES: Table[HttpPhase] = Table(
 )
 
 
-class HttpAppState(enum.Enum):
+class HttpAppState(State):
     """What an app answering one HTTP request has sent so far."""
 
     START = "start"  # nothing yet
@@ -138,7 +149,7 @@ HTTP_APP: Table[HttpAppState] = Table(
 )
 
 
-class WebSocketAppState(enum.Enum):
+class WebSocketAppState(State):
     """What an app handling one WebSocket has sent so far."""
 
     CONNECTING = "connecting"  # handshake waiting for accept or close
@@ -178,7 +189,7 @@ WEBSOCKET_APP: Table[WebSocketAppState] = Table(
 )
 
 
-class LifespanState(enum.Enum):
+class LifespanState(State):
     """Where the lifespan protocol is; the server sends startup, then shutdown."""
 
     IDLE = "idle"  # nothing sent yet (or lifespan is off)

@@ -1,4 +1,4 @@
-"""Django authentication for ASGI connections, and for classic function consumers.
+"""Django authentication for ASGI connections.
 
 ASGI (as in Django Channels 4): :class:`AuthMiddleware` puts the session's user in
 ``scope["user"]``; :func:`get_user`, :func:`login` and :func:`logout` are coroutines
@@ -6,18 +6,15 @@ that do their database work in a thread, so they are safe to await from consumer
 After ``login()``/``logout()`` on a WebSocket, save the session yourself
 (``await scope["session"].asave()``): there is no HTTP response to do it.
 
-Classic decorators (as in Django Channels 1) for function consumers:
-:func:`http_session_user` (user from the browser's session cookie),
-:func:`channel_session_user` (user kept in the connection's channel session) and
-:func:`channel_session_user_from_http` (on ``websocket.connect``: copy the user from
-the browser session into the channel session).
+The classic (Channels 1) decorators ``http_session_user``, ``channel_session_user``,
+``channel_session_user_from_http`` and ``channel_and_http_session_user_from_http``
+live in :mod:`djwire.classic.auth`; they can be imported from here too, as Channels 1
+code does.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import (
@@ -28,51 +25,40 @@ from django.contrib.auth import (
     user_logged_in,
     user_logged_out,
 )
-from django.contrib.auth import get_user as django_get_user
 from django.contrib.sessions.backends.base import SessionBase
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import LazyObject
 
 from djwire.db import database_sync_to_async
 from djwire.middleware import BaseMiddleware
-from djwire.sessions import CookieMiddleware, SessionMiddleware, channel_session, http_session
+from djwire.session_lookup import user_from_session
+from djwire.sessions import CookieMiddleware, SessionMiddleware
 from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
+
+if TYPE_CHECKING:
+    from djwire.classic.auth import (
+        channel_and_http_session_user_from_http,
+        channel_session_user,
+        channel_session_user_from_http,
+        http_session_user,
+        transfer_user,
+    )
 
 __all__ = [
     "AuthMiddleware",
     "AuthMiddlewareStack",
     "UserLazyObject",
+    "channel_and_http_session_user_from_http",
     "channel_session_user",
     "channel_session_user_from_http",
     "get_user",
     "http_session_user",
     "login",
     "logout",
+    "transfer_user",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 _NO_SESSION = "Cannot find session in scope. You should wrap your consumer in SessionMiddleware."
-
-
-class _SessionOnly:
-    """What Django's auth functions need of a request here: its session."""
-
-    def __init__(self, session: SessionBase) -> None:
-        self.session = session
-
-
-def user_from_session(session: SessionBase | None) -> Any:
-    """The user a session is logged in as, or ``AnonymousUser`` (blocking: DB access).
-
-    Django's own ``get_user`` does the work, so session-hash checks, rotated
-    SECRET_KEY_FALLBACKS and custom backends behave exactly as for views.
-    """
-    if session is None:
-        from django.contrib.auth.models import AnonymousUser
-
-        return AnonymousUser()
-    return django_get_user(_SessionOnly(session))  # type: ignore[arg-type]
 
 
 def _require_session(scope: Scope) -> SessionBase:
@@ -204,51 +190,21 @@ def AuthMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name
     return CookieMiddleware(SessionMiddleware(AuthMiddleware(inner)))
 
 
-# -- classic (Channels 1) decorators ------------------------------------------------------
-
-_AUTH_KEYS = (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY)
-
-
-def transfer_user(from_session: SessionBase, to_session: SessionBase) -> None:
-    """Copy the logged-in user (id, backend, hash) from one session to another."""
-    if all(key in from_session for key in _AUTH_KEYS):
-        for key in _AUTH_KEYS:
-            to_session[key] = from_session[key]
-
-
-def http_session_user(func: F) -> F:
-    """Give a classic consumer ``message.http_session`` and ``message.user``
-    (``AnonymousUser`` without a session cookie)."""
-
-    @functools.wraps(func)
-    def with_user(message: Any, *args: Any, **kwargs: Any) -> Any:
-        message.user = user_from_session(message.http_session)
-        return func(message, *args, **kwargs)
-
-    return http_session(cast(F, with_user))
+#: Classic (Channels 1) names that Channels 1 code imports from this module.
+_CLASSIC_NAMES = frozenset(
+    {
+        "channel_and_http_session_user_from_http",
+        "channel_session_user",
+        "channel_session_user_from_http",
+        "http_session_user",
+        "transfer_user",
+    }
+)
 
 
-def channel_session_user(func: F) -> F:
-    """Give a classic consumer ``message.channel_session`` and ``message.user``, the
-    user kept in the channel session (see :func:`channel_session_user_from_http`)."""
+def __getattr__(name: str) -> Any:
+    if name in _CLASSIC_NAMES:
+        from djwire.classic import auth
 
-    @functools.wraps(func)
-    def with_user(message: Any, *args: Any, **kwargs: Any) -> Any:
-        message.user = user_from_session(message.channel_session)
-        return func(message, *args, **kwargs)
-
-    return channel_session(cast(F, with_user))
-
-
-def channel_session_user_from_http(func: F) -> F:
-    """For ``websocket.connect``: take the user from the browser's session cookie,
-    keep it in the channel session for the connection's later messages (read them
-    with :func:`channel_session_user`), and set ``message.user``."""
-
-    @functools.wraps(func)
-    def with_transfer(message: Any, *args: Any, **kwargs: Any) -> Any:
-        if message.http_session is not None:
-            transfer_user(message.http_session, message.channel_session)
-        return func(message, *args, **kwargs)
-
-    return http_session_user(channel_session(cast(F, with_transfer)))
+        return getattr(auth, name)
+    raise AttributeError(f"module 'djwire.auth' has no attribute {name!r}")

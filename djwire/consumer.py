@@ -20,6 +20,7 @@ from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_l
 from djwire.layers.direct import SCOPE_EXTENSION
 from djwire.typing import ASGIReceive, ASGISend, Scope
 from djwire.utils import await_many_dispatch
+from djwire.worker.extension import ConsumerHost, consumer_host
 
 
 def get_handler_name(message: dict[str, Any]) -> str:
@@ -51,6 +52,10 @@ class AsyncConsumer:
     async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        host = consumer_host(scope)
+        if host is not None:
+            await self._run_hosted(host, receive, send)
+            return
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
         self.base_send = async_to_sync(send) if self._sync else send
@@ -64,6 +69,42 @@ class AsyncConsumer:
         finally:
             if self.channel_layer is not None:
                 self.channel_layer.detach_socket(self.channel_name)
+
+    async def _run_hosted(self, host: ConsumerHost, receive: ASGIReceive, send: ASGISend) -> None:
+        """Run under a worker (see djwire.worker.extension): report each handled
+        message, and in gateway mode use the connection's channel."""
+        self.base_send = async_to_sync(send) if self._sync else send
+        sources: list[Callable[[], Awaitable[Any]]] = [receive]
+        own_channel = host.channel_name is None and self.channel_layer is not None
+        if host.channel_name is not None:
+            self.channel_name = host.channel_name
+        elif self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            sources.append(self.channel_receive)
+        if host.adopt(self):
+            await self._resumed()
+
+        async def dispatch(message: dict[str, Any]) -> None:
+            await self.dispatch(message)
+            host.handled(message)
+
+        try:
+            await await_many_dispatch(sources, dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            if own_channel:
+                assert self.channel_layer is not None
+                self.channel_layer.detach_socket(self.channel_name)
+
+    async def _resumed(self) -> None:
+        resumed = getattr(self, "resumed", None)
+        if resumed is None:
+            return
+        if self._sync:
+            await database_sync_to_async(resumed)()
+        else:
+            await resumed()
 
     def channel_receive(self) -> Awaitable[dict[str, Any]]:
         """The next message on this consumer's channel."""

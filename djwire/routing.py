@@ -1,15 +1,15 @@
 """Routers: pick the application for a connection by scope type, URL path or channel name.
 
-Same classes and behaviour as Django Channels 4, plus the classic (Channels 1)
-``route``/``route_class``/``include`` helpers for function consumers, re-exported
-from :mod:`djwire.classic.routing`.
+Same classes and behaviour as Django Channels 4. The classic (Channels 1)
+``route``/``route_class``/``include`` helpers live in :mod:`djwire.classic.routing`;
+this module hands them out too, lazily, because Channels 1 code imports them from here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from asgiref.compatibility import guarantee_single_callable
 from asgiref.sync import markcoroutinefunction
@@ -19,9 +19,11 @@ from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.module_loading import import_string
 
-from djwire.classic.routing import include, route, route_class
 from djwire.exceptions import RouteNotFound
 from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
+
+if TYPE_CHECKING:
+    from djwire.classic.routing import include, route, route_class
 
 __all__ = [
     "ChannelNameRouter",
@@ -36,11 +38,26 @@ __all__ = [
 logger = logging.getLogger("djwire.routing")
 
 
+#: Where get_default_application() looks when ASGI_APPLICATION is unset, in order.
+#: Each returns the project's application or None. djwire's app config adds the
+#: classic API's (it serves ``CHANNEL_LAYERS["default"]["ROUTING"]``).
+_fallback_applications: list[Callable[[], ASGIApp | None]] = []
+
+
+def add_default_application_source(source: Callable[[], ASGIApp | None]) -> None:
+    """Let :func:`get_default_application` ask ``source`` when ASGI_APPLICATION is
+    unset (once per source, however often it is added)."""
+    if source not in _fallback_applications:
+        _fallback_applications.append(source)
+
+
 def get_default_application() -> ASGIApp:
     """The project's ASGI application.
 
-    ``settings.ASGI_APPLICATION`` when set; otherwise the classic routing named by
-    ``CHANNEL_LAYERS["default"]["ROUTING"]``, served next to Django's views.
+    ``settings.ASGI_APPLICATION`` when set; otherwise the first application a
+    registered source offers: with ``"djwire"`` in INSTALLED_APPS, the classic
+    routing named by ``CHANNEL_LAYERS["default"]["ROUTING"]``, served next to
+    Django's views.
     """
     from django.conf import settings
 
@@ -50,15 +67,27 @@ def get_default_application() -> ASGIApp:
             return import_string(path)  # type: ignore[no-any-return]
         except ImportError as exc:
             raise ImproperlyConfigured(f"Cannot import ASGI_APPLICATION module {path!r}") from exc
-    from djwire.classic.app import classic_application_from_settings
+    for source in _fallback_applications:
+        application = source()
+        if application is not None:
+            return application
+    raise ImproperlyConfigured(
+        "Cannot find ASGI_APPLICATION setting (and no classic ROUTING in "
+        "CHANNEL_LAYERS['default'], which needs 'djwire' in INSTALLED_APPS). "
+        "Set ASGI_APPLICATION = 'yourproject.asgi.application'."
+    )
 
-    application = classic_application_from_settings()
-    if application is None:
-        raise ImproperlyConfigured(
-            "Cannot find ASGI_APPLICATION setting (and no classic ROUTING in "
-            "CHANNEL_LAYERS['default']). Set ASGI_APPLICATION = 'yourproject.asgi.application'."
-        )
-    return application
+
+#: Classic (Channels 1) names that Channels 1 code imports from this module.
+_CLASSIC_NAMES = frozenset({"route", "route_class", "include"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSIC_NAMES:
+        from djwire.classic import routing
+
+        return getattr(routing, name)
+    raise AttributeError(f"module 'djwire.routing' has no attribute {name!r}")
 
 
 class ProtocolTypeRouter:
@@ -72,7 +101,7 @@ class ProtocolTypeRouter:
         self.application_mapping = application_mapping
 
     @markcoroutinefunction
-    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[None]:
+    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[Any]:
         # Routers hand over the inner app's coroutine instead of awaiting it, so a
         # connection does not keep one suspended frame per router level alive.
         try:
@@ -87,7 +116,7 @@ class ProtocolTypeRouter:
             return raise_when_awaited(exc)
 
 
-async def raise_when_awaited(exc: BaseException) -> None:
+async def raise_when_awaited(exc: BaseException) -> Any:
     """Servers expect an app's errors when they await it, not when they call it."""
     raise exc
 
@@ -148,7 +177,7 @@ class URLRouter:
         self._apps = [guarantee_single_callable(item.callback) for item in self.routes]  # type: ignore[no-untyped-call]
 
     @markcoroutinefunction
-    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[None]:
+    def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Awaitable[Any]:
         try:
             return self._route(scope, receive, send, 0)
         except Resolver404:
@@ -158,7 +187,7 @@ class URLRouter:
 
     def _route(
         self, scope: Scope, receive: ASGIReceive, send: ASGISend, start: int
-    ) -> Awaitable[None]:
+    ) -> Awaitable[Any]:
         """The awaitable of the first route from ``start`` on that matches."""
         path = scope.get("path_remaining", scope.get("path"))
         if path is None:
@@ -202,16 +231,16 @@ class URLRouter:
 
     async def _fall_through(
         self,
-        awaitable: Awaitable[None],
+        awaitable: Awaitable[Any],
         scope: Scope,
         receive: ASGIReceive,
         send: ASGISend,
         next_index: int,
-    ) -> None:
+    ) -> Any:
         try:
-            await awaitable
+            return await awaitable
         except Resolver404:
-            await self._route(scope, receive, send, next_index)
+            return await self._route(scope, receive, send, next_index)
 
 
 #: djwire's own apps decide their route when called, so URLRouter can hand their
@@ -225,7 +254,7 @@ class ChannelNameRouter:
     def __init__(self, application_mapping: Mapping[str, Any]) -> None:
         self.application_mapping = application_mapping
 
-    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> Any:
         if "channel" not in scope:
             raise ValueError(
                 "ChannelNameRouter got a scope without a 'channel' key. Did you make sure "
@@ -234,4 +263,4 @@ class ChannelNameRouter:
         application = self.application_mapping.get(scope["channel"])
         if application is None:
             raise RouteNotFound(f"No application configured for channel name {scope['channel']!r}")
-        await application(scope, receive, send)
+        return await application(scope, receive, send)

@@ -1,4 +1,4 @@
-"""Django sessions for ASGI connections, and for classic function consumers.
+"""Django sessions for ASGI connections.
 
 ASGI middleware (as in Django Channels 4):
 
@@ -10,34 +10,36 @@ ASGI middleware (as in Django Channels 4):
   (``await scope["session"].asave()``).
 * :func:`SessionMiddlewareStack` is the two together.
 
-Classic decorators (as in Django Channels 1) for function consumers:
-
-* :func:`channel_session` gives ``message.channel_session``, a session that lives as
-  long as the connection (keyed by its reply channel) and is saved when modified;
-* :func:`http_session` gives ``message.http_session``, the browser's Django session
-  found through the session cookie in the message's headers (or None);
-* :func:`channel_and_http_session` gives both, remembering the HTTP session key from
-  ``websocket.connect`` for the later messages of the connection.
+The classic (Channels 1) decorators ``channel_session``, ``http_session``,
+``channel_and_http_session`` and ``enforce_ordering`` live in
+:mod:`djwire.classic.sessions`; they can be imported from here too, as Channels 1
+code does.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import re
 import time
-from collections.abc import Callable, Iterable
-from importlib import import_module
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
-from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.core.exceptions import SuspiciousOperation
-from django.http import HttpResponse, parse_cookie
-from django.utils.crypto import salted_hmac
+from django.http import HttpResponse
 from django.utils.http import http_date
 
+from djwire.session_lookup import cookies_from_headers, session_store_class
 from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
+
+if TYPE_CHECKING:
+    from djwire.classic.sessions import (
+        channel_and_http_session,
+        channel_session,
+        enforce_ordering,
+        http_session,
+        session_for_reply_channel,
+    )
 
 __all__ = [
     "CookieMiddleware",
@@ -46,28 +48,13 @@ __all__ = [
     "SessionMiddlewareStack",
     "channel_and_http_session",
     "channel_session",
+    "enforce_ordering",
     "http_session",
     "session_for_reply_channel",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-Headers = Iterable[tuple[bytes, bytes] | list[bytes]]
-
 #: Separates the fields of a comma-separated header such as Vary (RFC 9110 5.6.1).
 _LIST_SEPARATOR = re.compile(r"\s*,\s*")
-
-
-def cookies_from_headers(headers: Headers) -> dict[str, str]:
-    """Cookies from ASGI headers, as Django's ``request.COOKIES``.
-
-    HTTP/2 and HTTP/3 may split cookies over several ``cookie`` fields, which are
-    joined with ``"; "`` before parsing (RFC 9113 section 8.2.3).
-    """
-    values = [value.decode("latin1") for name, value in headers if name.lower() == b"cookie"]
-    if not values:
-        return {}
-    return parse_cookie("; ".join(values))
 
 
 class CookieMiddleware:
@@ -137,12 +124,6 @@ class CookieMiddleware:
             domain=domain,
             expires="Thu, 01 Jan 1970 00:00:00 GMT",
         )
-
-
-def session_store_class(engine: str | None = None) -> type[SessionBase]:
-    """The ``SessionStore`` of ``engine`` (default ``settings.SESSION_ENGINE``)."""
-    module = import_module(engine or settings.SESSION_ENGINE)
-    return cast(type[SessionBase], module.SessionStore)
 
 
 def _add_vary_cookie(message: dict[str, Any]) -> None:
@@ -274,143 +255,21 @@ def SessionMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name
     return CookieMiddleware(SessionMiddleware(inner))
 
 
-# -- classic (Channels 1) decorators ------------------------------------------------------
-
-#: Where channel_and_http_session keeps the HTTP session key in the channel session.
-HTTP_SESSION_KEY_FIELD = "_djwire_http_session_key"
-
-
-def session_for_reply_channel(reply_channel: str) -> SessionBase:
-    """The (not yet loaded) session store tied to a reply channel.
-
-    The key is an HMAC of the channel name under SECRET_KEY: the same channel always
-    finds its session, but knowing a channel name does not reveal a usable session
-    cookie. Uses ``settings.CHANNEL_SESSION_ENGINE``, default ``SESSION_ENGINE``.
-    """
-    engine = getattr(settings, "CHANNEL_SESSION_ENGINE", None) or settings.SESSION_ENGINE
-    if engine == "django.contrib.sessions.backends.signed_cookies":
-        raise ValueError(
-            "channel sessions cannot use the signed_cookies session engine (there is no "
-            "cookie to keep them in): set CHANNEL_SESSION_ENGINE to a server-side engine"
-        )
-    digest = salted_hmac(
-        "djwire.sessions.channel_session", reply_channel, algorithm="sha256"
-    ).hexdigest()
-    return session_store_class(engine)("chn" + digest[:29])
+#: Classic (Channels 1) names that Channels 1 code imports from this module.
+_CLASSIC_NAMES = frozenset(
+    {
+        "channel_and_http_session",
+        "channel_session",
+        "enforce_ordering",
+        "http_session",
+        "session_for_reply_channel",
+    }
+)
 
 
-def _persist_channel_session(session: SessionBase, key: str) -> None:
-    """Save a modified channel session under its fixed key.
+def __getattr__(name: str) -> Any:
+    if name in _CLASSIC_NAMES:
+        from djwire.classic import sessions
 
-    Loading a key the store does not have makes Django forget the key (so a plain
-    save would invent a random one); put it back and create the record instead.
-    """
-    if session.session_key is None:
-        session._session_key = key
-        try:
-            session.save(must_create=True)
-            return
-        except CreateError:
-            pass  # created meanwhile by another process: update it
-    try:
-        session.save()
-    except UpdateError:
-        session._session_key = key
-        session.save(must_create=True)
-
-
-def channel_session(func: F) -> F:
-    """Give a classic consumer ``message.channel_session``, saved if modified.
-
-    The session belongs to the connection (its reply channel): what ``websocket.connect``
-    stores is there for ``websocket.receive`` and ``websocket.disconnect``. Nothing is
-    read from the store unless the consumer uses the session, and the session is
-    deleted after ``websocket.disconnect`` has been handled.
-    """
-
-    @functools.wraps(func)
-    def with_channel_session(message: Any, *args: Any, **kwargs: Any) -> Any:
-        if message.channel_session is not None:
-            # An outer decorator already opened it and will save it.
-            return func(message, *args, **kwargs)
-        if message.reply_channel is None:
-            raise ValueError(
-                "No reply_channel in the message; @channel_session can only be used on "
-                "messages that have one"
-            )
-        session = session_for_reply_channel(message.reply_channel.name)
-        key = cast(str, session.session_key)
-        message.channel_session = session
-        try:
-            return func(message, *args, **kwargs)
-        finally:
-            # Saved even when the consumer raised, as in Channels 1.
-            if message.channel.name == "websocket.disconnect":
-                session.delete(key)  # the connection is gone; so is its session
-            elif session.modified:
-                _persist_channel_session(session, key)
-
-    return cast(F, with_channel_session)
-
-
-def _header_list(message: Any) -> Headers:
-    headers = message.get("headers") or ()
-    if isinstance(headers, dict):  # some old clients sent a mapping
-        return [(k.encode("latin1") if isinstance(k, str) else k, v) for k, v in headers.items()]
-    return cast(Headers, headers)
-
-
-def http_session_from_message(message: Any) -> SessionBase | None:
-    """The Django session named by the session cookie in a message's headers."""
-    key = cookies_from_headers(_header_list(message)).get(settings.SESSION_COOKIE_NAME)
-    if not key:
-        return None
-    return session_store_class()(key)
-
-
-def http_session(func: F) -> F:
-    """Give a classic consumer ``message.http_session``: the browser's Django session
-    from the session cookie in the message's ``headers`` (``websocket.connect``, HTTP
-    messages), or None without a cookie. Saved after the consumer if modified."""
-
-    @functools.wraps(func)
-    def with_http_session(message: Any, *args: Any, **kwargs: Any) -> Any:
-        if message.http_session is not None:
-            return func(message, *args, **kwargs)
-        session = http_session_from_message(message)
-        message.http_session = session
-        result = func(message, *args, **kwargs)
-        # Not saved when the consumer raised, as in Channels 1.
-        if session is not None and session.modified:
-            session.save()
-        return result
-
-    return cast(F, with_http_session)
-
-
-def channel_and_http_session(func: F) -> F:
-    """Both :func:`channel_session` and :func:`http_session` on every message.
-
-    ``websocket.connect`` carries the cookie; its session key is kept in the channel
-    session so later messages (which have no headers) find the same HTTP session.
-    """
-
-    @functools.wraps(func)
-    def with_both(message: Any, *args: Any, **kwargs: Any) -> Any:
-        if message.http_session is None:
-            if message.get("headers"):
-                message.http_session = http_session_from_message(message)
-                if message.http_session is not None:
-                    message.channel_session[HTTP_SESSION_KEY_FIELD] = (
-                        message.http_session.session_key
-                    )
-            else:
-                stored = message.channel_session.get(HTTP_SESSION_KEY_FIELD)
-                if stored:
-                    message.http_session = session_store_class()(stored)
-        result = func(message, *args, **kwargs)
-        if message.http_session is not None and message.http_session.modified:
-            message.http_session.save()
-        return result
-
-    return channel_session(cast(F, with_both))
+        return getattr(sessions, name)
+    raise AttributeError(f"module 'djwire.sessions' has no attribute {name!r}")

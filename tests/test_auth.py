@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, user_logged_in, user_logged_out
 from django.contrib.auth.models import AnonymousUser, User
@@ -16,15 +15,10 @@ from djwire.auth import (
     AuthMiddleware,
     AuthMiddlewareStack,
     UserLazyObject,
-    channel_session_user,
-    channel_session_user_from_http,
     get_user,
-    http_session_user,
     login,
     logout,
 )
-from djwire.classic.channel import Channel
-from djwire.classic.message import Message
 from djwire.generic.websocket import AsyncJsonWebsocketConsumer
 from djwire.testing import WebsocketCommunicator
 
@@ -199,47 +193,3 @@ async def test_auth_middleware_needs_session_middleware() -> None:
 def test_an_unresolved_scope_user_explains_itself() -> None:
     with pytest.raises(ValueError, match="before it is ready"):
         _ = UserLazyObject().username
-
-
-# -- classic decorators --------------------------------------------------------------------
-
-
-def classic_message(channel: str, headers: Any = None, **content: Any) -> Message:
-    reply = "websocket.send.auth!abc"
-    if headers is not None:
-        content["headers"] = headers
-    return Message({"reply_channel": reply, **content}, channel, reply_channel=Channel(reply))
-
-
-async def test_classic_user_moves_from_the_http_session_to_the_channel_session() -> None:
-    user = await make_user()
-    key = await browser_session_for(user)
-    seen: list[str] = []
-
-    @channel_session_user_from_http
-    def connect(message: Any) -> None:
-        seen.append(message.user.username)
-
-    @channel_session_user
-    def receive(message: Any) -> None:
-        seen.append(message.user.username)
-
-    headers = [[name, value] for name, value in cookie_header(key)]
-    await sync_to_async(connect)(classic_message("websocket.connect", headers))
-    await sync_to_async(receive)(classic_message("websocket.receive", text="hi"))
-    await sync_to_async(receive)(classic_message("websocket.disconnect", code=1000))
-    # After disconnect the channel session is gone: a late message is anonymous.
-    await sync_to_async(receive)(classic_message("websocket.receive", text="late"))
-    assert seen == ["ada", "ada", "ada", ""]
-
-
-async def test_classic_http_session_user_is_anonymous_without_a_cookie() -> None:
-    users: list[Any] = []
-
-    @http_session_user
-    def consumer(message: Any) -> None:
-        users.append((message.user, message.http_session))
-
-    await sync_to_async(consumer)(classic_message("websocket.connect", headers=[]))
-    assert isinstance(users[0][0], AnonymousUser)
-    assert users[0][1] is None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 NAMES = {
-    "djwire": ["Channel", "Group", "__version__"],
+    "djwire": ["Channel", "Group", "DEFAULT_CHANNEL_LAYER", "__version__"],
     "djwire.consumer": ["AsyncConsumer", "SyncConsumer", "get_handler_name"],
     "djwire.generic.websocket": [
         "WebsocketConsumer",
@@ -163,3 +163,26 @@ def test_importing_djwire_does_not_touch_settings() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""}
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_default_channel_layer_alias_is_importable_from_the_package_as_in_channels() -> None:
+    import djwire
+    from djwire.layers import DEFAULT_CHANNEL_LAYER
+
+    # Packages write ``from channels import DEFAULT_CHANNEL_LAYER``.
+    assert djwire.DEFAULT_CHANNEL_LAYER == DEFAULT_CHANNEL_LAYER == "default"
+    assert "DEFAULT_CHANNEL_LAYER" in djwire.__all__
+
+
+@pytest.mark.parametrize("statement", ["import djwire", "import djwire.testing"])
+def test_djwire_routing_is_an_attribute_after_importing_the_package(statement: str) -> None:
+    # Packages' conftests write ``import channels.testing`` and then use
+    # ``channels.routing.ProtocolTypeRouter``; Channels' testing package imports it.
+    import subprocess
+    import sys
+
+    code = f"{statement}; import djwire; print(djwire.routing.ProtocolTypeRouter.__name__)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""}
+    )
+    assert result.stdout.strip() == "ProtocolTypeRouter", result.stderr

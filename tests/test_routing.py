@@ -221,3 +221,83 @@ async def test_default_application_serves_classic_routing(settings: Any) -> None
     communicator = WebsocketCommunicator(app, "/classic/")
     assert (await communicator.connect())[0] is True
     await communicator.disconnect()
+
+
+# -- routers hand back what the routed application returned, as Channels' do ----------
+
+
+def returning(value: Any) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> Any:
+        return value
+
+    return app
+
+
+def middleware(inner: Any) -> Any:
+    """A plain wrapper: URLRouter cannot see through it, so it awaits it."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> Any:
+        return await inner(scope, receive, send)
+
+    return app
+
+
+async def noop_receive() -> dict[str, Any]:
+    raise AssertionError("not called")
+
+
+async def noop_send(message: dict[str, Any]) -> None:
+    raise AssertionError("not called")
+
+
+async def call(app: Any, **scope: Any) -> Any:
+    return await app(scope, noop_receive, noop_send)
+
+
+async def test_protocol_type_router_returns_the_applications_value() -> None:
+    router = ProtocolTypeRouter({"websocket": returning("ws"), "http": returning(7)})
+    assert await call(router, type="websocket", path="/") == "ws"
+    assert await call(router, type="http", path="/") == 7
+
+
+async def test_url_router_returns_the_applications_value_nested_and_after_a_fall_through() -> None:
+    router = URLRouter(
+        [
+            path("a/", returning("a")),
+            path("nested/", URLRouter([path("b/", returning("b"))])),
+            # Middleware around a router that matches nothing: the next route is tried.
+            re_path(r"^wrapped/", middleware(URLRouter([path("x/", returning("x"))]))),
+            re_path(r"^wrapped/", middleware(URLRouter([path("y/", returning("y"))]))),
+        ]
+    )
+    assert await call(router, type="websocket", path="/a/") == "a"
+    assert await call(router, type="websocket", path="/nested/b/") == "b"
+    assert await call(router, type="websocket", path="/wrapped/x/") == "x"
+    assert await call(router, type="websocket", path="/wrapped/y/") == "y"
+
+
+async def test_channel_name_router_returns_the_applications_value() -> None:
+    router = ChannelNameRouter({"thumbnails": returning({"done": True})})
+    assert await call(router, type="channel", channel="thumbnails") == {"done": True}
+
+
+def test_default_application_sources_are_asked_in_order_once_each(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from djwire import routing
+
+    monkeypatch.setattr(routing, "_fallback_applications", [])
+    settings.ASGI_APPLICATION = None
+    asked: list[str] = []
+
+    def nothing() -> None:
+        asked.append("nothing")
+
+    def something() -> Any:
+        asked.append("something")
+        return application
+
+    for source in (nothing, something, nothing):
+        routing.add_default_application_source(source)
+    assert get_default_application() is application
+    assert asked == ["nothing", "something"]

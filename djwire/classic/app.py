@@ -4,7 +4,8 @@ Per connection, client events become classic messages (``websocket.connect``,
 ``websocket.receive``, ``websocket.disconnect``) given to the routed function
 consumer in a worker thread — never on the event loop — one at a time, in order.
 What consumers send to ``message.reply_channel`` (``accept``, ``text``, ``bytes``,
-``close``) goes back to the client. Once accepted, ``Group(...).send({"text": ...})``
+``close``) goes back to the client; a consumer's sends are held until it finishes
+(:mod:`djwire.classic.held`). Once accepted, ``Group(...).send({"text": ...})``
 to the reply channel is written straight to the socket when the server allows it.
 """
 
@@ -18,12 +19,15 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from djwire.exceptions import InvalidChannelLayerError, StopConsumer
+from djwire.exceptions import DenyConnection, InvalidChannelLayerError, StopConsumer
+from djwire.gateway.protocol import classic_reply_events
 from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
 from djwire.layers.direct import SCOPE_EXTENSION
 from djwire.typing import ASGIApp, ASGIReceive, ASGISend, Scope
+from djwire.worker.extension import ConsumerHost, consumer_host
 
 from .channel import Channel
+from .held import holding_sends
 from .message import Message
 from .routing import ClassicRouter, Routing
 
@@ -35,7 +39,9 @@ CONNECT, RECEIVE, DISCONNECT = "websocket.connect", "websocket.receive", "websoc
 def _call_consumer(consumer: Any, message: Message, kwargs: dict[str, Any]) -> None:
     close_old_connections()
     try:
-        consumer(message, **kwargs)
+        # Its sends are held and flushed, in order, when it returns or raises.
+        with holding_sends():
+            consumer(message, **kwargs)
     finally:
         close_old_connections()
 
@@ -69,6 +75,9 @@ class ClassicWebsocketApp:
 
 
 class _Connection:
+    #: What moves with the connection to another worker in gateway mode.
+    state_attributes = ("order", "accepted", "closed", "groups")
+
     def __init__(
         self, app: ClassicWebsocketApp, scope: Scope, send: ASGISend, layer: BaseChannelLayer
     ):
@@ -84,11 +93,16 @@ class _Connection:
         self.reply: Channel
 
     async def run(self, receive: ASGIReceive) -> None:
+        host = consumer_host(self.scope)
+        if host is not None and host.channel_name is not None:
+            await self.run_for_gateway(host, host.channel_name, receive)
+            return
         name = await self.layer.new_channel(prefix="websocket.send.")
         self.reply = Channel(name, alias=self.app.alias, channel_layer=self.layer)
         self.reply.on_group_add = self.groups.add
-        # Replies are forwarded while a consumer still runs (it may send many, or
-        # wait between sends); client events go to consumers one at a time, and
+        # Replies are forwarded while a consumer still runs (sends with
+        # immediately=True, or a flush of more than the channel holds, or replies
+        # from other code); client events go to consumers one at a time, and
         # the next is read only when the last is handled, so a slow consumer
         # pushes back on the client instead of queueing its messages here.
         replies = asyncio.ensure_future(self.forward_replies(name))
@@ -101,6 +115,22 @@ class _Connection:
             replies.cancel()
             await asyncio.gather(replies, return_exceptions=True)
             self.layer.detach_socket(name)
+            for group in self.groups:
+                await self.layer.group_discard(group, name)
+
+    async def run_for_gateway(self, host: ConsumerHost, name: str, receive: ASGIReceive) -> None:
+        """On a worker, for a connection a gateway holds: the reply channel is the
+        gateway's connection channel, and the gateway itself turns replies into
+        frames (see djwire.gateway). Group memberships outlive this worker."""
+        self.reply = Channel(name, alias=self.app.alias, channel_layer=self.layer)
+        self.reply.on_group_add = self.groups.add
+        host.adopt(self)
+        try:
+            while True:
+                event = await receive()
+                await self.on_client_event(event)
+                host.handled(event)
+        except StopConsumer:
             for group in self.groups:
                 await self.layer.group_discard(group, name)
 
@@ -146,6 +176,11 @@ class _Connection:
             message = Message(content, kind, self.app.alias, self.reply)
             try:
                 await run_consumer(consumer, message, kwargs)
+            except DenyConnection:
+                # Channels 1: a connect consumer refuses the socket this way.
+                if kind != CONNECT:
+                    logger.error("DenyConnection raised outside websocket.connect by %r", consumer)
+                await self._close(None if kind == CONNECT else 1011)
             except Exception:
                 logger.exception("Consumer %r for %s %s raised", consumer, kind, self.path)
                 if kind != DISCONNECT:
@@ -160,20 +195,14 @@ class _Connection:
             return
         if content.get("type") == "websocket.send":  # a Channels-4 style message
             content = {key: value for key, value in content.items() if key != "type"}
-        has_data = content.get("text") is not None or content.get("bytes") is not None
-        close = content.get("close")
-        if not self.accepted:
-            if content.get("accept") is False or (close and not has_data):
-                await self._close(None)
-                return
-            if content.get("accept") or has_data:
+        for event in classic_reply_events(content, self.accepted):
+            kind = event["type"]
+            if kind == "websocket.accept":
                 await self._accept()
-        if content.get("text") is not None:
-            await self.send({"type": "websocket.send", "text": content["text"]})
-        elif content.get("bytes") is not None:
-            await self.send({"type": "websocket.send", "bytes": content["bytes"]})
-        if close:
-            await self._close(1000 if close is True else int(close))
+            elif kind == "websocket.close":
+                await self._close(event.get("code"))
+            else:
+                await self.send(event)
 
     async def _accept(self) -> None:
         if self.accepted or self.closed:
@@ -212,17 +241,29 @@ class ClassicChannelApp:
 
     async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         channel = scope["channel"]
+        # Under a djwire worker a failure ends this instance, and the worker logs it,
+        # retries it (reliable channels) and starts another; elsewhere it is logged here.
+        host = consumer_host(scope)
+        if host is not None:
+            host.adopt(self)
         while True:
             content = await receive()
             match = self.router.match(channel, content)
             if match is None:
                 logger.warning("No classic route for a message on %s; dropped", channel)
+                if host is not None:
+                    host.handled(content)
                 continue
             consumer, kwargs = match
             try:
                 await run_consumer(consumer, Message(content, channel, self.alias), kwargs)
             except Exception:
+                if host is not None:
+                    raise
                 logger.exception("Consumer %r for channel %s raised", consumer, channel)
+            else:
+                if host is not None:
+                    host.handled(content)
 
 
 class ClassicLifespan:

@@ -1,11 +1,13 @@
 """``Channel`` and ``Group``: synchronous handles on the channel layer (classic API).
 
 Usable from any synchronous code — function consumers, views, ``Model.save()``,
-management commands. From async code, ``await`` the ``a``-prefixed variants.
+management commands. From async code, ``await`` the ``a``-prefixed variants. Inside a
+classic consumer, sends are held until it finishes (:mod:`djwire.classic.held`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,13 @@ from asgiref.sync import async_to_sync
 
 from djwire.exceptions import InvalidChannelLayerError
 from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
+
+from .held import current as current_held_sends
+
+
+def _check_content(content: object) -> None:
+    if not isinstance(content, dict):
+        raise TypeError(f"You can only send dicts as content, not {type(content).__name__}")
 
 
 def _layer(alias: str, layer: BaseChannelLayer | None) -> BaseChannelLayer:
@@ -60,15 +69,32 @@ class Channel(_Named):
         # joined through Group.add() are left automatically at disconnect.
         self.on_group_add: Callable[[str], None] | None = None
 
-    def send(self, content: dict[str, Any], immediately: bool = False) -> None:
-        """Send ``content`` (a dict). ``immediately`` is accepted for compatibility:
-        djwire always sends at once."""
-        async_to_sync(self.asend)(content)
+    def send(
+        self, content: dict[str, Any], immediately: bool = False, *, delay: float | None = None
+    ) -> None:
+        """Send ``content`` (a dict): ``Channel("thumbnails").send({"id": photo.id})``.
 
-    async def asend(self, content: dict[str, Any]) -> None:
-        if not isinstance(content, dict):
-            raise TypeError(f"You can only send dicts as content, not {type(content).__name__}")
-        await self.channel_layer.send(self.name, content)
+        Inside a classic consumer the send is held until the consumer finishes, unless
+        ``immediately`` is true; outside one it is sent at once (see
+        :mod:`djwire.classic.held`). ``delay`` (seconds) makes the message visible
+        to the channel's workers only that much later (named channels only).
+        """
+        _check_content(content)
+        send = self.asend if delay is None else functools.partial(self.asend, delay=delay)
+        held = current_held_sends()
+        if held is None or immediately:
+            async_to_sync(send)(content)
+        else:
+            held.hold(send, f"Channel {self.name!r}", content)
+
+    async def asend(self, content: dict[str, Any], *, delay: float | None = None) -> None:
+        """Send ``content`` at once (async code is never inside a classic consumer);
+        ``delay`` as for :meth:`send`."""
+        _check_content(content)
+        if delay is None:
+            await self.channel_layer.send(self.name, content)
+        else:
+            await self.channel_layer.send_later(self.name, content, delay)
 
     def __str__(self) -> str:
         return self.name
@@ -109,12 +135,20 @@ class Group(_Named):
         await self.channel_layer.group_discard(self.name, _channel_name(channel))
 
     def send(self, content: dict[str, Any], immediately: bool = False) -> None:
-        """Send ``content`` to every member. ``{"text": ...}`` goes to WebSockets."""
-        async_to_sync(self.asend)(content)
+        """Send ``content`` to every member. ``{"text": ...}`` goes to WebSockets.
+
+        Held until the classic consumer making it finishes, as :meth:`Channel.send`.
+        """
+        _check_content(content)
+        held = current_held_sends()
+        if held is None or immediately:
+            async_to_sync(self.asend)(content)
+        else:
+            held.hold(self.asend, f"Group {self.name!r}", content)
 
     async def asend(self, content: dict[str, Any]) -> None:
-        if not isinstance(content, dict):
-            raise TypeError(f"You can only send dicts as content, not {type(content).__name__}")
+        """Send ``content`` to every member at once."""
+        _check_content(content)
         await self.channel_layer.group_send(self.name, content)
 
     def channel_names(self) -> list[str]:

@@ -24,6 +24,7 @@ from django.conf import settings
 from djwire.consumer import AsyncConsumer
 from djwire.db import aclose_old_connections
 from djwire.exceptions import StopConsumer
+from djwire.typing import ASGIReceive, ASGISend, Scope
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "AsyncHttpConsumer"]
 
@@ -43,6 +44,15 @@ class AsyncHttpConsumer(AsyncConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._start_request()
+
+    async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        # An instance used directly as the ASGI app (no as_asgi()) serves one
+        # request after another, as in Channels: each starts from fresh state.
+        self._start_request()
+        await super().__call__(scope, receive, send)
+
+    def _start_request(self) -> None:
         self.body: list[bytes] = []
         self._body_size = 0
         self._handle_started = False

@@ -2,10 +2,13 @@
 
 A channel layer carries messages (dicts) between named channels and groups of
 channels. The contract follows Django Channels' layer specification so layers and
-code written for Channels work unchanged; djwire adds three optional abilities:
+code written for Channels work unchanged. djwire adds four abilities, which a layer
+may leave out (the defaults below then do without them):
 
 * ``group_channels(group)`` lists a group's live members (the "groups" listing
   extension), so presence can be built on it;
+* ``claim_receive(channel)`` is what consumers await: a plain future where the
+  layer can, so an idle consumer costs no task;
 * ``attach_socket(channel, socket)`` lets a process-local channel deliver
   ``websocket.send`` messages straight to its WebSocket, encoded once per group send
   (see :mod:`djwire.layers.direct`);
@@ -27,6 +30,7 @@ from typing import Any, ClassVar
 from djwire.exceptions import InvalidNameError
 
 from .direct import DirectSocket
+from .queue_types import DeadLetter, Delivery
 
 Message = dict[str, Any]
 
@@ -70,7 +74,7 @@ def compile_capacities(
 class LayerStats:
     """Counters of messages a layer could not deliver. Read them; never reset them."""
 
-    dropped_full: int = 0  # group_send to a member at capacity
+    dropped_full: int = 0  # refused by a full queue, and no sender to raise ChannelFull to
     expired: int = 0  # queued longer than ``expiry`` and never received
     lost_in_outage: int = 0  # accepted but lost while the backing service was down
     direct_deliveries: int = 0  # websocket.send written straight to a socket
@@ -157,6 +161,16 @@ class BaseChannelLayer:
         self, channel_capacity: Mapping[str | re.Pattern[str], int] | None
     ) -> list[tuple[re.Pattern[str], int]]:
         return compile_capacities(channel_capacity)
+
+    def configured_capacity(self, channel: str) -> bool:
+        """Whether a ``channel_capacity`` pattern of the configuration matches ``channel``."""
+        return any(regex.match(channel) for regex, _ in self.channel_capacity)
+
+    def set_capacity(self, pattern: str | re.Pattern[str], capacity: int) -> None:
+        """Give channels matching ``pattern`` (a glob or a regex) this capacity, ahead of
+        the configured patterns. For channels a process makes and drains itself."""
+        self.channel_capacity[:0] = compile_capacities({pattern: capacity})
+        self._capacity_cache.clear()
 
     def get_capacity(self, channel: str) -> int:
         """The capacity of ``channel``: the first matching pattern's, else the default."""
@@ -303,3 +317,48 @@ class BaseChannelLayer:
 
     def detach_socket(self, channel: str) -> None:
         """Undo :meth:`attach_socket`; harmless when nothing is attached."""
+
+    # -- named channels as work queues (the "queues" extension) -------------------------
+    # See djwire/layers/queues.py for the semantics. Layers without the extension
+    # still serve plain takes (one message, no lease) through receive().
+
+    async def take(
+        self, channel: str, count: int = 1, *, lease: float | None = None
+    ) -> list[Delivery]:
+        """Wait for a message on named ``channel``; return up to ``count`` of them.
+
+        With ``lease`` (seconds), each message stays with the layer until
+        :meth:`ack`: one not acknowledged in time is delivered again.
+        """
+        if lease is not None:
+            raise NotImplementedError(f"{type(self).__name__} cannot lease messages")
+        return [Delivery(await self.receive(channel))]
+
+    async def ack(self, channel: str, tags: list[str]) -> None:
+        """Settle leased messages: they were handled."""
+        raise NotImplementedError(f"{type(self).__name__} cannot lease messages")
+
+    async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
+        """Give a leased message back, to be delivered again after ``delay`` seconds.
+        False when the lease had already expired (the message is redelivered anyway)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot lease messages")
+
+    async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
+        """Move a leased message to ``channel``'s dead letters."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dead letters")
+
+    async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` dead letters of ``channel``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dead letters")
+
+    async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        """Send dead letters (all, or those named) again; returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dead letters")
+
+    async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        """Drop dead letters (all, or those named); returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dead letters")
+
+    async def send_later(self, channel: str, message: Message, delay: float) -> None:
+        """Queue ``message`` on named ``channel``, visible after ``delay`` seconds."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delay messages")

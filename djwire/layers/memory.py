@@ -17,13 +17,15 @@ from .delivery import deliver_to_local, send_local
 from .direct import DirectSocket
 from .groups import Groups
 from .local import LocalChannels
+from .queue_types import DeadLetter, Delivery
+from .queues import DEFAULT_MAX_DEAD_LETTERS, LocalQueues
 from .views import ChannelsView, GroupsView
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
     """A channel layer held in this process's memory."""
 
-    extensions: ClassVar[list[str]] = ["groups", "flush"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
     shared_between_processes: ClassVar[bool] = False  # each process has its own
 
     def __init__(
@@ -34,13 +36,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
         channel_capacity: Mapping[str | re.Pattern[str], int] | None = None,
         **kwargs: Any,
     ) -> None:
+        # djwire's own option, in kwargs: the signature stays the one of Channels.
+        max_dead_letters: int = kwargs.pop("max_dead_letters", DEFAULT_MAX_DEAD_LETTERS)
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = group_expiry
-        self.queues = LocalChannels(expiry, self.get_capacity, self.stats)
+        self.local = LocalChannels(expiry, self.get_capacity, self.stats)
         self.memberships = Groups(group_expiry)
+        #: Delays, leases and dead letters of named channels (the "queues" extension).
+        self.named_queues = LocalQueues(self.local, self.stats, max_dead_letters)
         #: Read-only, Channels-shaped views for tests: ``channel -> queue`` and
         #: ``group -> {channel: join time}`` (see :mod:`djwire.layers.views`).
-        self.channels = ChannelsView(self.queues)
+        self.channels = ChannelsView(self.local)
         self.groups = GroupsView(self.memberships)
 
     # -- channels -------------------------------------------------------------------
@@ -48,23 +54,24 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: Message) -> None:
         self.require_valid_channel_name(channel)
         check_message(message)
-        send_local(self.queues, self.stats, channel, message)
+        send_local(self.local, self.stats, channel, message)
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
-        return await self.queues.get(channel)
+        return await self.local.get(channel)
 
     def claim_receive(self, channel: str) -> asyncio.Future[Message]:
         """Like ``receive()`` but a plain future, for consumers (see LocalChannels.claim)."""
-        return self.queues.claim(channel)
+        return self.local.claim(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."
         return f"{prefix}{separator}inmemory!{self.random_token()}"
 
     async def flush(self) -> None:
-        self.queues.clear()
+        self.local.clear()
         self.memberships.clear()
+        self.named_queues.clear()
 
     async def close(self) -> None:
         """Nothing to release; kept for the contract."""
@@ -88,13 +95,47 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: Message) -> None:
         self.require_valid_group_name(group)
         check_message(message)
-        deliver_to_local(self.queues, self.stats, self.memberships.members(group), message)
+        deliver_to_local(self.local, self.stats, self.memberships.members(group), message)
+
+    # -- named channels as work queues --------------------------------------------------
+
+    async def take(
+        self, channel: str, count: int = 1, *, lease: float | None = None
+    ) -> list[Delivery]:
+        self.require_valid_channel_name(channel)
+        return await self.named_queues.take(channel, count, lease)
+
+    async def ack(self, channel: str, tags: list[str]) -> None:
+        self.named_queues.ack(channel, tags)
+
+    async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
+        return self.named_queues.retry(channel, tag, delay)
+
+    async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
+        return self.named_queues.dead_letter(channel, tag, reason)
+
+    async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
+        self.require_valid_channel_name(channel)
+        return self.named_queues.dead_letters(channel, limit)
+
+    async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        self.require_valid_channel_name(channel)
+        return self.named_queues.replay_dead_letters(channel, ids)
+
+    async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
+        self.require_valid_channel_name(channel)
+        return self.named_queues.discard_dead_letters(channel, ids)
+
+    async def send_later(self, channel: str, message: Message, delay: float) -> None:
+        self.require_valid_channel_name(channel)
+        check_message(message)
+        self.named_queues.send_later(channel, message, delay)
 
     # -- direct sockets ----------------------------------------------------------------
 
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
-        self.queues.attach(channel, socket)
+        self.local.attach(channel, socket)
         return True
 
     def detach_socket(self, channel: str) -> None:
-        self.queues.detach(channel)
+        self.local.detach(channel)

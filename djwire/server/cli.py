@@ -80,7 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         serve.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=help_text, **options)
 
     serve.add_argument(
-        "app", help='the app as "module:attribute" (attribute defaults to "application")'
+        "app",
+        nargs="?",
+        help='the app as "module:attribute" (attribute defaults to "application")',
+    )
+    serve.add_argument(
+        "--gateway",
+        action="store_true",
+        help="serve as a gateway: hold the connections and forward them over the channel "
+        "layer to workers (manage.py runworker --connections); needs DJANGO_SETTINGS_MODULE",
     )
     add("--host", "host", "bind address")
     add("--port", "port", "bind port")
@@ -216,7 +224,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
     Raises ValueError when one is given twice (as an option and with ``--set``).
     """
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "assignments")}
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "assignments", "gateway")}
     by_option = set(given)
     for name, value in getattr(args, "assignments", []):  # the last --set of a name wins
         if name in by_option:
@@ -242,8 +250,19 @@ def parse_thresholds(text: str) -> tuple[int, int, int] | None:
     return value
 
 
+#: What ``--gateway`` serves: an import string, so the server imports no app code.
+GATEWAY_APP = "djwire.gateway:application()"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.gateway:
+        if args.app is not None:
+            parser.error("give either an app or --gateway, not both")
+        args.app = GATEWAY_APP
+    elif args.app is None:
+        parser.error("the app is required (or --gateway)")
     try:
         options = options_from_args(args)
         config = Config(**options)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# As in Channels, whose testing package imports the routing: conftests written for it
+# use ``channels.routing.ProtocolTypeRouter`` after only ``import channels.testing``.
+import djwire.routing  # noqa: F401
+
 from .application import ApplicationCommunicator
 from .http import HttpCommunicator
 from .websocket import WebsocketCommunicator

@@ -15,8 +15,10 @@ def connect_blog(message: Any, slug: str) -> None:
 
 
 def chat_connect(message: Any) -> None:
-    Group("chat").add(message.reply_channel)
+    # The talk's order: accept, then join. The accept is held until the consumer
+    # returns (Channels 1 semantics), so the client is in the group once it is open.
     message.reply_channel.send({"accept": True})
+    Group("chat").add(message.reply_channel)
 
 
 def chat_receive(message: Any) -> None:

@@ -313,17 +313,6 @@ async def test_a_consumer_that_raises_is_logged_and_closes_with_1011(
 # -- class-based classic consumers -------------------------------------------------------
 
 
-@pytest.fixture
-def cache_channel_sessions(settings: Any) -> None:
-    """Keep channel sessions in the cache, as CHANNEL_SESSION_ENGINE allows.
-
-    Consumers of different sockets run at once in different threads; the tests'
-    in-memory SQLite database (shared cache) answers concurrent writes with "database
-    table is locked" instead of waiting, which a server database never does.
-    """
-    settings.CHANNEL_SESSION_ENGINE = "django.contrib.sessions.backends.cache"
-
-
 class RoomConsumer(WebsocketConsumer):
     channel_session = True
 
@@ -418,13 +407,14 @@ async def test_channel_session_keeps_state_per_connection() -> None:
 # -- replies while a consumer is still running ----------------------------------------
 
 
-async def test_a_reply_reaches_the_client_while_the_consumer_still_runs() -> None:
+async def test_an_immediate_reply_reaches_the_client_while_the_consumer_still_runs() -> None:
+    # Other sends are held until the consumer finishes (tests/classic/test_held.py).
     release, finished = threading.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def slow(message: Any) -> None:
         try:
-            message.reply_channel.send({"text": "working"})
+            message.reply_channel.send({"text": "working"}, immediately=True)
             release.wait(5)
             message.reply_channel.send({"text": "done"})
         finally:

@@ -225,3 +225,25 @@ async def test_the_default_limit_comes_from_the_setting(settings: Any) -> None:
     body = b"x" * (DEFAULT_MAX_BODY_SIZE + 1)
     response = await HttpCommunicator(Echo.as_asgi(), "POST", "/", body=body).get_response()
     assert response["status"] == 201
+
+
+async def test_one_instance_used_directly_as_the_app_serves_every_request() -> None:
+    # Packages mount a consumer instance (no as_asgi()) in tests and middleware
+    # stacks; Channels answers each request, so must djwire, with fresh state.
+    Echo.disconnects = 0
+    app = Echo()
+    for body in (b"first", b"second", b"third"):
+        response = await HttpCommunicator(app, "POST", "/", body=body).get_response()
+        assert (response["status"], response["body"]) == (201, body[::-1])
+    assert Echo.disconnects == 3
+
+
+async def test_an_instance_serves_a_request_after_rejecting_a_too_large_one() -> None:
+    class Small(Echo):
+        max_body_size = 4
+
+    app = Small()
+    response = await HttpCommunicator(app, "POST", "/", body=b"too large").get_response()
+    assert response["status"] == 413
+    response = await HttpCommunicator(app, "POST", "/", body=b"ok").get_response()
+    assert (response["status"], response["body"]) == (201, b"ko")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -12,6 +13,7 @@ from djwire.auth import AuthMiddlewareStack
 from djwire.db import database_sync_to_async
 from djwire.generic.http import AsyncHttpConsumer
 from djwire.generic.websocket import AsyncJsonWebsocketConsumer
+from djwire.layers import InMemoryChannelLayer
 from djwire.routing import ProtocolTypeRouter, URLRouter
 from djwire.security.websocket import AllowedHostsOriginValidator
 
@@ -86,3 +88,15 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+class SlowGroupAddLayer(InMemoryChannelLayer):
+    """The in-memory layer with group_add taking as long as a loaded Redis might.
+
+    Fault injection for the classic chat test: it widens the window between a
+    consumer's accept and its group join that a busy machine opens by chance.
+    """
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await asyncio.sleep(0.05)
+        await super().group_add(group, channel)

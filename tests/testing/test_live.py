@@ -162,6 +162,30 @@ class ClassicOverRealSockets(DjwireLiveServerTestCase):
         assert caught.value.response.status_code == 403
 
 
+@override_settings(
+    ASGI_APPLICATION=None,
+    CHANNEL_LAYERS={
+        "default": {
+            "BACKEND": "tests.testing.live_app.SlowGroupAddLayer",
+            "ROUTING": "tests.classic.example.channel_routing",
+        }
+    },
+)
+class ClassicChatOnASlowLayer(DjwireLiveServerTestCase):
+    def test_the_talks_chat_loses_no_message_sent_as_soon_as_a_member_is_open(self) -> None:
+        # chat_connect accepts, then joins the group (the talk's code). The accept is
+        # held until it returns, so a client is in the group once its socket is open.
+        # Were the accept sent at once, the first message here would be lost every
+        # time: the join takes 50 ms on this layer (a busy machine loses 1 in 6).
+        url = self.live_server_ws_url + "/chat/"
+        with connect(url, open_timeout=TIMEOUT) as alice:
+            for n in range(5):
+                with connect(url, open_timeout=TIMEOUT) as newcomer:
+                    alice.send(f"welcome {n}")
+                    assert newcomer.recv(timeout=TIMEOUT) == f"welcome {n}"
+                assert alice.recv(timeout=TIMEOUT) == f"welcome {n}"
+
+
 def test_live_server_context_manager_serves_any_application() -> None:
     async def hello(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":

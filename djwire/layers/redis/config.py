@@ -26,9 +26,10 @@ are accepted and ignored, so channels_redis configurations work unchanged.
 
 from __future__ import annotations
 
+import inspect
 import ssl as ssl_module
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from redis.asyncio.connection import (
@@ -41,6 +42,7 @@ from redis.exceptions import RedisError
 
 from djwire.exceptions import InvalidChannelLayerError
 
+from ..queues import DEFAULT_MAX_DEAD_LETTERS
 from .connection import Address
 from .nodes import Node, SentinelNode, StaticNode
 
@@ -74,6 +76,9 @@ class Limits:
     #: process has had time to re-register its members (it reconnects within
     #: ``reconnect_backoff[1]``). Keep it above that.
     restart_grace: float = 1.0
+    #: Dead letters kept per named channel (the "queues" extension); beyond it the
+    #: oldest is dropped, counted in ``stats.extra["dead_letters_dropped"]`` and logged.
+    max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS
 
     def __post_init__(self) -> None:
         positive = ("connect_timeout", "socket_timeout", "retry_timeout", "poll_interval")
@@ -87,15 +92,42 @@ class Limits:
             raise InvalidChannelLayerError(
                 "reconnect_backoff must be (min, max) with 0 < min <= max"
             )
-        for name in ("max_batch", "max_pending", "inbox_capacity"):
+        for name in ("max_batch", "max_pending", "inbox_capacity", "max_dead_letters"):
             if getattr(self, name) < 1:
                 raise InvalidChannelLayerError(f"{name} must be at least 1")
         if self.max_batch > 5000:
             # Lua's unpack() has a C stack limit of ~8000 values.
             raise InvalidChannelLayerError("max_batch must be at most 5000")
 
+    @classmethod
+    def from_options(cls, owner: str, options: Mapping[str, Any]) -> Limits:
+        """The limits given among ``owner``'s keyword arguments; any other key there is
+        refused with the TypeError Python raises for an unexpected keyword."""
+        names = {limit.name for limit in fields(cls)}
+        for key in options:
+            if key not in names:
+                raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}")
+        if "reconnect_backoff" in options:  # a list from JSON or settings works too
+            options = {**options, "reconnect_backoff": tuple(options["reconnect_backoff"])}
+        return cls(**options)
 
-def parse_hosts(hosts: Sequence[Any] | None) -> list[Node]:
+    @classmethod
+    def parameters(cls) -> list[inspect.Parameter]:
+        """One keyword-only parameter per limit, with its default: for the signature
+        of a constructor that takes them as ``**limits`` (introspection, and
+        ``manage.py check``'s test of CONFIG keys, see them)."""
+        return [
+            inspect.Parameter(
+                limit.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=limit.default if limit.default is not MISSING else inspect.Parameter.empty,
+                annotation=limit.type,
+            )
+            for limit in fields(cls)
+        ]
+
+
+def parse_hosts(hosts: Sequence[Any] | str | Mapping[str, Any] | None) -> list[Node]:
     if hosts is None:
         hosts = [("localhost", 6379)]
     single_pair = isinstance(hosts, tuple) and len(hosts) == 2 and isinstance(hosts[1], int)

@@ -2,8 +2,9 @@
 
 ::
 
-    item = DEADLINE (13 ASCII digits, ms since the epoch) + msgpack array of 6:
-           [kind, target, writer, seq, accounted, payload]
+    item = DEADLINE (13 ASCII digits, ms since the epoch)
+           [+ "~" ATTEMPT (5 ASCII digits): only on a message delivered again]
+           + msgpack array of 6: [kind, target, writer, seq, accounted, payload]
 
 The deadline comes first, as fixed-width digits, so the Lua scripts can read it
 with ``string.sub`` and drop expired items without decoding anything. ``payload``
@@ -11,18 +12,25 @@ is the message already packed by the serializer (a msgpack object: the message
 map itself, or the encrypted bytes), spliced in unchanged: a group message is
 serialized once and only the header differs per process. ``writer``/``seq``/
 ``accounted`` let a receiving process notice items that were lost inside Redis
-(see :mod:`djwire.layers.redis.accounting`).
+(see :mod:`djwire.layers.redis.accounting`). The attempt marker is written by
+the queue scripts (:mod:`.queue_scripts`) when a leased message goes back to its
+channel; a msgpack array never starts with ``~``, so the two forms cannot be
+confused.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
 DEADLINE_DIGITS = 13
+ATTEMPT_MARK = ord("~")
+ATTEMPT_DIGITS = 5
+_BODY_AFTER_ATTEMPT = DEADLINE_DIGITS + 1 + ATTEMPT_DIGITS
 
 
 class Kind(enum.IntEnum):
@@ -41,9 +49,16 @@ class Item:
     seq: int
     accounted: int
     payload: Any
+    attempt: int = 1  # how many times this message has been delivered, this one included
 
 
 _packer = msgpack.Packer(use_bin_type=True)
+
+
+def now_ms() -> int:
+    """The time on the deadlines' scale: milliseconds since the epoch, as every process
+    and the Lua scripts agree on it."""
+    return int(time.time() * 1000)
 
 
 def pack_payload(value: Any) -> bytes:
@@ -77,10 +92,12 @@ def parse(item: bytes) -> Item:
     """Inverse of :func:`build`. Raises ValueError on anything malformed."""
     try:
         deadline = int(item[:DEADLINE_DIGITS])
-        fields = msgpack.unpackb(
-            memoryview(item)[DEADLINE_DIGITS:], raw=False, strict_map_key=False
-        )
+        body, attempt = DEADLINE_DIGITS, 1
+        if len(item) > DEADLINE_DIGITS and item[DEADLINE_DIGITS] == ATTEMPT_MARK:
+            attempt = int(item[DEADLINE_DIGITS + 1 : _BODY_AFTER_ATTEMPT])
+            body = _BODY_AFTER_ATTEMPT
+        fields = msgpack.unpackb(memoryview(item)[body:], raw=False, strict_map_key=False)
         kind, target, writer, seq, accounted, payload = fields
-        return Item(deadline, Kind(kind), target, writer, seq, accounted, payload)
+        return Item(deadline, Kind(kind), target, writer, seq, accounted, payload, attempt)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise ValueError(f"Malformed channel layer item ({len(item)} bytes)") from exc

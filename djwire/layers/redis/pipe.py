@@ -32,8 +32,12 @@ from .accounting import OutageMonitor
 from .config import Limits
 from .connection import RedisConnection, Waiter
 from .nodes import Node
+from .queue_scripts import QUEUE_SCRIPTS
 from .scripts import ALL as ALL_SCRIPTS
-from .scripts import Command
+from .scripts import Command, Script
+
+#: Every script, loaded on each (re)connect so that EVALSHA finds them.
+LOADED_SCRIPTS: tuple[Script, ...] = (*ALL_SCRIPTS, *QUEUE_SCRIPTS)
 
 #: Builds an inbox push once its (writer, seq, accounted) numbers are known.
 PushBuilder = Callable[[str, int, int], Command]
@@ -226,7 +230,7 @@ class CommandPipe:
     async def _prepare(self, connection: RedisConnection) -> ServerInfo:
         """Load the scripts (so EVALSHA works) and learn who the server is."""
         replies = await connection.call(
-            *(script.load() for script in ALL_SCRIPTS), (b"INFO", b"server")
+            *(script.load() for script in LOADED_SCRIPTS), (b"INFO", b"server")
         )
         for reply in replies:
             if isinstance(reply, ResponseError):

@@ -87,6 +87,28 @@ class Keys:
         """Pub/sub channel announcing that ``list_key`` went from empty to non-empty."""
         return list_key + b":w"
 
+    # A named channel used as a work queue (see queue_scripts.py): messages out on a
+    # lease, messages sent for later, and dead letters. Same tag as the list.
+    def leases(self, channel: str) -> bytes:
+        """Zset ``lease tag -> deadline`` (ms, Redis's clock)."""
+        return self.channel(channel) + b":l"
+
+    def leased(self, channel: str) -> bytes:
+        """Hash ``lease tag -> item`` of the messages out on a lease."""
+        return self.channel(channel) + b":h"
+
+    def delayed(self, channel: str) -> bytes:
+        """Zset ``id|item -> due time`` (ms, Redis's clock)."""
+        return self.channel(channel) + b":d"
+
+    def dead(self, channel: str) -> bytes:
+        """Zset ``dead letter id -> id``: the dead letters, oldest first."""
+        return self.channel(channel) + b":x"
+
+    def dead_letters(self, channel: str) -> bytes:
+        """Hash ``dead letter id -> entry``, plus ``#``: the last id given out."""
+        return self.channel(channel) + b":xh"
+
     # A group: all members (for listing and expiry), processes with members, members
     # that are named channels (they get the message one by one), and how many members
     # each process has (so it leaves the processes set with its last member).

@@ -67,6 +67,13 @@ class Command(StaticfilesRunserverCommand):
             help="Serve sync Django views through Django's ASGIHandler, not the thread pool.",
         )
         parser.add_argument(
+            "--gateway",
+            action="store_true",
+            help="Hold the connections and forward them to workers over the channel layer "
+            "(run manage.py runworker --connections too). The gateway runs no project code, "
+            "so it does not reload: restart the worker instead, sockets stay open.",
+        )
+        parser.add_argument(
             "--set",
             action="append",
             dest="server_settings",
@@ -78,6 +85,11 @@ class Command(StaticfilesRunserverCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options.get("gateway"):
+            if not options.get("use_asgi", True):
+                raise CommandError("--gateway serves over ASGI; it cannot go with --noasgi")
+            # Code changes reload the workers; the gateway keeps the browsers connected.
+            options["use_reloader"] = False
         if options.get("use_asgi", True):
             # Checked here, before the autoreloader starts, so a mistake is one error.
             self.server_config("", "127.0.0.1", 0, options)
@@ -133,7 +145,7 @@ class Command(StaticfilesRunserverCommand):
         app = self.get_asgi_application(**options)
         host = "0.0.0.0" if self.addr == "0" else self.addr
         config = self.server_config(app, host, int(self.port), options)
-        if config.django_fast_path:
+        if config.django_fast_path and not options.get("gateway"):
             app = accelerate(app, threads=config.django_threads)
             config = config.replace(app=app)
         configure_logging(config)
@@ -167,7 +179,22 @@ class Command(StaticfilesRunserverCommand):
         )
 
     def get_asgi_application(self, **options: Any) -> Any:
-        """The project's app, static files in front of it when Django would serve them."""
+        """The project's app (or a gateway to workers running it), static files in front
+        of it when Django would serve them."""
+        app: Any
+        if options.get("gateway"):
+            from djwire.gateway.app import GatewayApp
+
+            app = GatewayApp()
+        else:
+            app = self._project_application()
+        if options.get("use_static_handler", True) and (
+            settings.DEBUG or options.get("insecure_serving", False)
+        ):
+            app = ASGIStaticFilesHandler(app)
+        return app
+
+    def _project_application(self) -> Any:
         from djwire.routing import get_default_application
 
         app: Any
@@ -180,10 +207,6 @@ class Command(StaticfilesRunserverCommand):
             from django.core.asgi import get_asgi_application
 
             app = get_asgi_application()
-        if options.get("use_static_handler", True) and (
-            settings.DEBUG or options.get("insecure_serving", False)
-        ):
-            app = ASGIStaticFilesHandler(app)
         return app
 
 

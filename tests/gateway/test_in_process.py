@@ -333,3 +333,4 @@ async def test_a_classic_connection_moves_to_another_worker_and_goes_on(
         for text in ("two", "three"):
             await ws.send(text)
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == text
+        await ws.close()  # while a worker still runs it

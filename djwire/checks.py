@@ -268,8 +268,9 @@ def check_server_settings(
 
 #: What to use instead of a layer each process keeps to itself.
 _SHARED_HINT = (
-    "Use a layer shared between processes, such as "
-    "'djwire.layers.redis.RedisChannelLayer', or serve from one process."
+    "Use a layer shared between processes: 'djwire.layers.ipc.IPCChannelLayer' "
+    "(processes on one machine, nothing else to run) or "
+    "'djwire.layers.redis.RedisChannelLayer'; or serve from one process."
 )
 
 

@@ -157,7 +157,7 @@ class IPCChannelLayer(BaseChannelLayer):
         self._links: dict[str, Link] = {}
         self._gone: dict[str, None] = {}
         #: Named channels as work queues (leases, dead letters, delays): see .queues.
-        self.named = NamedQueues(self)
+        self.named_queues = NamedQueues(self)
         self._views: dict[str, GroupView] = {}
         # What this process must release when the layer goes or the process ends:
         # also a process that only sends has links whose frames must go out first.
@@ -241,7 +241,7 @@ class IPCChannelLayer(BaseChannelLayer):
             return
         kind, target, deadline, message = frame[0], frame[1], frame[2], frame[3]
         if kind == Kind.WAKE:
-            self.named.poke(target)
+            self.named_queues.poke(target)
             return
         if type(message) is not dict or type(target) is not str or type(deadline) is not int:
             self._on_bad_frame("malformed")
@@ -361,7 +361,7 @@ class IPCChannelLayer(BaseChannelLayer):
         for channel, tokens in listeners.items():
             for token in tokens:
                 if token == self.token:
-                    self.named.poke(channel)
+                    self.named_queues.poke(channel)
                 else:
                     self._write(token, frames.wake_frame(channel))
 
@@ -459,25 +459,25 @@ class IPCChannelLayer(BaseChannelLayer):
     async def take(
         self, channel: str, count: int = 1, *, lease: float | None = None
     ) -> list[Delivery]:
-        return await self.named.take(channel, count, lease)
+        return await self.named_queues.take(channel, count, lease)
 
     async def ack(self, channel: str, tags: list[str]) -> None:
-        await self.named.ack(channel, tags)
+        await self.named_queues.ack(channel, tags)
 
     async def retry(self, channel: str, tag: str, delay: float = 0) -> bool:
-        return await self.named.retry(channel, tag, delay)
+        return await self.named_queues.retry(channel, tag, delay)
 
     async def dead_letter(self, channel: str, tag: str, reason: str) -> bool:
-        return await self.named.dead_letter(channel, tag, reason)
+        return await self.named_queues.dead_letter(channel, tag, reason)
 
     async def dead_letters(self, channel: str, limit: int = 100) -> list[DeadLetter]:
-        return await self.named.dead_letters(channel, limit)
+        return await self.named_queues.dead_letters(channel, limit)
 
     async def replay_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
-        return await self.named.replay_dead_letters(channel, ids)
+        return await self.named_queues.replay_dead_letters(channel, ids)
 
     async def discard_dead_letters(self, channel: str, ids: list[str] | None = None) -> int:
-        return await self.named.discard_dead_letters(channel, ids)
+        return await self.named_queues.discard_dead_letters(channel, ids)
 
     async def send_later(self, channel: str, message: Message, delay: float) -> None:
         """Queue ``message`` on named ``channel``, to be taken ``delay`` seconds from now."""
@@ -597,7 +597,7 @@ class IPCChannelLayer(BaseChannelLayer):
         deadline = time.monotonic() + EXIT_LINGER
         for link in list(self._links.values()):
             await link.wait_drained(max(0.0, deadline - time.monotonic()))
-        self.named.close_idle()
+        self.named_queues.close_idle()
         if self._inbox is not None:
             self._inbox.detach(asyncio.get_running_loop())
 

@@ -14,12 +14,16 @@ import graph, where both may import:
 * :data:`STARTUP_CHECKS`: the tag of the Django system checks the server runs when it
   starts (after importing the application), logging what they find as warnings;
   ``manage.py check`` runs them too.
+* :data:`IMPLICIT_IPC_LAYER`: the environment variable through which djwire's own server
+  and worker commands make the IPC channel layer the default of a project without
+  ``CHANNEL_LAYERS`` (:func:`implicit_ipc_layer`; see :mod:`djwire.layers.manager`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Final, Protocol, runtime_checkable
 
 #: The scope extension key under which a djwire server offers a :class:`DirectSocket`.
@@ -31,6 +35,26 @@ SERVER_PROCESSES: Final = "DJWIRE_SERVER_PROCESSES"
 
 #: Tag of the Django system checks ``djwire serve`` runs at start (``checks.register(tag)``).
 STARTUP_CHECKS: Final = "djwire_startup"
+
+#: Environment variable: "1" while djwire's ``djwire serve``, ``manage.py runserver`` or
+#: ``manage.py runworker`` runs (and in the processes they start), making the IPC layer
+#: the default of a project without CHANNEL_LAYERS; "0" turns that off.
+IMPLICIT_IPC_LAYER: Final = "DJWIRE_IPC_DEFAULT"
+
+
+@contextlib.contextmanager
+def implicit_ipc_layer() -> Iterator[None]:
+    """Around djwire's server and worker commands: a project without CHANNEL_LAYERS
+    gets the IPC layer, here and in the processes started meanwhile (they inherit
+    the environment), unless ``DJWIRE_IPC_DEFAULT`` is set already (e.g. to "0")."""
+    if IMPLICIT_IPC_LAYER in os.environ:
+        yield
+        return
+    os.environ[IMPLICIT_IPC_LAYER] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(IMPLICIT_IPC_LAYER, None)
 
 
 class FrameEncoder(Hashable, Protocol):

@@ -1,34 +1,11 @@
-"""Small helpers shared by consumers, the worker, the layers and the server."""
+"""Small async helpers shared by consumers and the worker."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-
-#: The environment variable through which djwire's own server and worker commands
-#: (``djwire serve``, ``manage.py runserver``, ``manage.py runworker``) make the IPC
-#: channel layer the default for projects without ``CHANNEL_LAYERS``: "1" on, "0"
-#: off (see docs/layers.md, "Without CHANNEL_LAYERS"). A plain string, so the server
-#: can set it without importing the layers.
-IMPLICIT_IPC_LAYER_ENV = "DJWIRE_IPC_DEFAULT"
-
-
-@contextlib.contextmanager
-def implicit_ipc_layer() -> Iterator[None]:
-    """Around djwire's server and worker commands: a project without CHANNEL_LAYERS
-    gets the IPC layer, here and in the processes started meanwhile (they inherit
-    the environment), unless ``DJWIRE_IPC_DEFAULT`` is set already (e.g. to "0")."""
-    if IMPLICIT_IPC_LAYER_ENV in os.environ:
-        yield
-        return
-    os.environ[IMPLICIT_IPC_LAYER_ENV] = "1"
-    try:
-        yield
-    finally:
-        os.environ.pop(IMPLICIT_IPC_LAYER_ENV, None)
 
 
 def await_many_dispatch(

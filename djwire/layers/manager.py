@@ -20,7 +20,7 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from djwire.exceptions import InvalidChannelLayerError
-from djwire.utils import IMPLICIT_IPC_LAYER_ENV
+from djwire.extensions import IMPLICIT_IPC_LAYER
 
 from .base import BaseChannelLayer
 
@@ -55,7 +55,7 @@ class ChannelLayerManager:
 
         if hasattr(settings, "CHANNEL_LAYERS"):  # set, even to {}: exactly that
             return settings.CHANNEL_LAYERS or {}
-        if os.environ.get(IMPLICIT_IPC_LAYER_ENV) != "1":
+        if os.environ.get(IMPLICIT_IPC_LAYER) != "1":
             return {}
         if self._implicit is None:
             self._implicit = implicit_configs()

@@ -10,10 +10,10 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from djwire import __version__
+from djwire.extensions import implicit_ipc_layer
 from djwire.server.config import Config, LogLevel
 from djwire.server.logs import configure_logging
 from djwire.server.options import convert, field_names, parse_assignment
-from djwire.utils import implicit_ipc_layer
 
 __all__ = ["build_parser", "configure_logging", "main", "options_from_args"]
 
@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from djwire.server.run import run_config
 
     # A Django project without CHANNEL_LAYERS gets the IPC layer in every worker
-    # process (they inherit the environment), so groups span them (djwire.utils).
+    # process (they inherit the environment), so groups span them (djwire.extensions).
     with implicit_ipc_layer():
         return run_config(config, explicit=frozenset(options))
 

@@ -27,10 +27,10 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.utils import autoreload
 
+from djwire.extensions import implicit_ipc_layer
 from djwire.server.cli import assignment
 from djwire.server.config import Config
 from djwire.server.options import COMMAND_LINE_ONLY, field_names, with_project_settings
-from djwire.utils import implicit_ipc_layer
 
 BIND_ERRORS = {
     errno.EACCES: "You don't have permission to access that port.",

@@ -22,9 +22,9 @@ from django.core.management import BaseCommand, CommandError
 from django.core.management.base import CommandParser
 from django.utils import autoreload
 
+from djwire.extensions import implicit_ipc_layer
 from djwire.layers import DEFAULT_CHANNEL_LAYER, get_channel_layer
 from djwire.routing import get_default_application
-from djwire.utils import implicit_ipc_layer
 from djwire.worker import Worker, WorkerSettings
 from djwire.worker.process import Part, StopSwitch, run_until_signalled
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from djwire.extensions import IMPLICIT_IPC_LAYER, implicit_ipc_layer
 from djwire.layers import channel_layers, get_channel_layer
 from djwire.layers.ipc import IPCChannelLayer
 from djwire.layers.ipc import space as spaces
-from djwire.utils import IMPLICIT_IPC_LAYER_ENV, implicit_ipc_layer
 from tests.server.support import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,7 +37,7 @@ TIMEOUT = 15
 def no_channel_layers(settings, monkeypatch):
     existed = spaces.resolve(spaces.project_name(), None).exists()
     del settings.CHANNEL_LAYERS
-    monkeypatch.delenv(IMPLICIT_IPC_LAYER_ENV, raising=False)
+    monkeypatch.delenv(IMPLICIT_IPC_LAYER, raising=False)
     yield settings
     channel_layers.set("default", None)
     if not existed:  # the test suite's own default space: leave nothing behind
@@ -51,7 +51,7 @@ def test_without_channel_layers_there_is_no_layer_as_in_channels(no_channel_laye
 def test_djwire_commands_get_the_ipc_layer_on_the_projects_space(
     no_channel_layers, monkeypatch
 ) -> None:
-    monkeypatch.setenv(IMPLICIT_IPC_LAYER_ENV, "1")
+    monkeypatch.setenv(IMPLICIT_IPC_LAYER, "1")
     layer = get_channel_layer()
     assert isinstance(layer, IPCChannelLayer)
     assert layer.space == spaces.resolve(spaces.project_name(), None)
@@ -60,21 +60,21 @@ def test_djwire_commands_get_the_ipc_layer_on_the_projects_space(
 def test_the_implicit_layer_can_be_turned_off_and_never_overrides_a_setting(
     no_channel_layers, monkeypatch
 ) -> None:
-    monkeypatch.setenv(IMPLICIT_IPC_LAYER_ENV, "0")
+    monkeypatch.setenv(IMPLICIT_IPC_LAYER, "0")
     assert get_channel_layer() is None
-    monkeypatch.setenv(IMPLICIT_IPC_LAYER_ENV, "1")
+    monkeypatch.setenv(IMPLICIT_IPC_LAYER, "1")
     no_channel_layers.CHANNEL_LAYERS = {}  # set, even empty: exactly what it says
     assert get_channel_layer() is None
 
 
 def test_the_commands_turn_it_on_for_their_run_only(monkeypatch) -> None:
-    monkeypatch.delenv(IMPLICIT_IPC_LAYER_ENV, raising=False)
+    monkeypatch.delenv(IMPLICIT_IPC_LAYER, raising=False)
     with implicit_ipc_layer():
-        assert os.environ[IMPLICIT_IPC_LAYER_ENV] == "1"
-    assert IMPLICIT_IPC_LAYER_ENV not in os.environ
-    monkeypatch.setenv(IMPLICIT_IPC_LAYER_ENV, "0")  # the user's choice stands
+        assert os.environ[IMPLICIT_IPC_LAYER] == "1"
+    assert IMPLICIT_IPC_LAYER not in os.environ
+    monkeypatch.setenv(IMPLICIT_IPC_LAYER, "0")  # the user's choice stands
     with implicit_ipc_layer():
-        assert os.environ[IMPLICIT_IPC_LAYER_ENV] == "0"
+        assert os.environ[IMPLICIT_IPC_LAYER] == "0"
 
 
 def test_an_unusable_space_means_no_layer_not_a_broken_one(
@@ -83,7 +83,7 @@ def test_an_unusable_space_means_no_layer_not_a_broken_one(
     (space / f"djwire-{os.geteuid()}").mkdir(mode=0o777)
     os.chmod(space / f"djwire-{os.geteuid()}", 0o777)  # others could enter: refused
     monkeypatch.setattr(spaces, "base_directory", lambda: space)
-    monkeypatch.setenv(IMPLICIT_IPC_LAYER_ENV, "1")
+    monkeypatch.setenv(IMPLICIT_IPC_LAYER, "1")
     assert get_channel_layer() is None
     assert "cannot be" in caplog.text and "mode 0777" in caplog.text
 
@@ -101,7 +101,7 @@ def project_space() -> Iterator[Path]:
 
 
 def project_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != IMPLICIT_IPC_LAYER_ENV}
+    env = {key: value for key, value in os.environ.items() if key != IMPLICIT_IPC_LAYER}
     env.update(DJANGO_SETTINGS_MODULE=PROJECT, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **extra)
     return env
 
@@ -199,7 +199,7 @@ async def test_runserver_without_the_implicit_layer_runs_as_before(
         "runserver",
         "--noreload",
         f"127.0.0.1:{port}",
-        **{IMPLICIT_IPC_LAYER_ENV: "0"},
+        **{IMPLICIT_IPC_LAYER: "0"},
     )
     await wait_http(port, server)
     async with connect(f"ws://127.0.0.1:{port}/ws/room/", open_timeout=TIMEOUT) as ws:

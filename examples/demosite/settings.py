@@ -8,6 +8,8 @@ Environment variables change that without editing this file:
 
 - ``DJWIRE_DEMO_REDIS=redis://127.0.0.1:6379/0`` uses the Redis channel layer instead
   (processes on several machines).
+- ``DJWIRE_DEMO_IPC_PATH=/some/dir`` puts the IPC layer's shared space there instead of
+  the project's default one (the tests give each run its own).
 - ``DJWIRE_DEMO_DB=/path/to/db.sqlite3`` puts the database elsewhere (the tests do).
 - ``DJWIRE_DEMO_DEBUG=0`` turns DEBUG off; ``DJWIRE_DEMO_SECRET_KEY`` sets the key.
 - ``DJWIRE_DEMO_CHAT_MAX_LENGTH`` is the longest chat message accepted (characters).
@@ -84,7 +86,13 @@ if _redis_url:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "djwire.layers.ipc.IPCChannelLayer"}}
+    _ipc_path = os.environ.get("DJWIRE_DEMO_IPC_PATH", "").strip()
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "djwire.layers.ipc.IPCChannelLayer",
+            "CONFIG": {"path": _ipc_path} if _ipc_path else {},
+        }
+    }
 
 # Chat limits (see chat/consumers.py).
 DEMO_CHAT_MAX_LENGTH = int(os.environ.get("DJWIRE_DEMO_CHAT_MAX_LENGTH", "500"))

@@ -38,6 +38,8 @@ def demo_env(db_path: Path, **extra: str) -> dict[str, str]:
     # pytest-django exported the test suite's settings; the demo has its own.
     env["DJANGO_SETTINGS_MODULE"] = "demosite.settings"
     env["DJWIRE_DEMO_DB"] = str(db_path)
+    # The IPC layer's space next to the database: not the one a demo run by hand uses.
+    env["DJWIRE_DEMO_IPC_PATH"] = str(db_path.parent / "ipc")
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("DJWIRE_DEMO_REDIS", None)
     env.update(extra)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -21,7 +20,10 @@ import pytest
 from .demo import EXAMPLES, PYTHON, DemoServer, demo_env, manage
 from .test_demo_site import open_socket, receive
 
-SHOW_SPACE = "from djwire.layers import get_channel_layer; print(get_channel_layer().space)"
+SHOW_LAYER = (
+    "from djwire.layers import get_channel_layer; layer = get_channel_layer(); "
+    "print(type(layer).__name__, layer.space)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +31,8 @@ def ipc_demo(
     demo_db: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[DemoServer, dict[str, str], subprocess.Popen[bytes]]]:
     env = demo_env(demo_db)
-    space = Path(manage(env, "shell", "-c", SHOW_SPACE).strip().splitlines()[-1])
-    assert space.name.startswith("demosite-")
+    layer = manage(env, "shell", "-c", SHOW_LAYER).strip().splitlines()[-1]
+    assert layer == f"IPCChannelLayer {env['DJWIRE_DEMO_IPC_PATH']}"
     logs = tmp_path_factory.mktemp("ipc-demo")
     server = DemoServer(env, logs / "server.log", how="serve", workers=2)
     with (logs / "worker.log").open("ab") as log:
@@ -55,7 +57,6 @@ def ipc_demo(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
-        shutil.rmtree(space, ignore_errors=True)
 
 
 def test_the_chat_worker_answers_every_member_in_any_server_process(

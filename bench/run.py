@@ -748,6 +748,10 @@ def write_report(
         body = table(results, workload, ROWS[workload])
         if body:
             lines += [f"## {TITLES[workload]}", "", *body, ""]
+    # Gateway mode is measured by bench/gateway.py; its section is kept here.
+    from gateway import section_lines
+
+    lines += section_lines()
     lines += ["## Noise", "", *noise_lines(results), ""]
     lines += [
         "## Targets (issue 3)",

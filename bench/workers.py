@@ -48,6 +48,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -377,6 +378,11 @@ def measure(key: str, run: int, attempt: int, args: argparse.Namespace) -> dict[
         result = summarize(found, cpu_end, workers, count, stack.tally)
         result["feeder"] = fed
         result["mode"] = row.mode
+        # Application instances that died (Channels logs "Exception inside application").
+        result["app_exceptions"] = sum(
+            log.read_text(errors="replace").count("Exception inside application")
+            for log in stack.logs
+        )
         # Redis's side of the drain (the feeder's sends too, in the live rows).
         result["redis"] = {
             name: round(redis_after.get(name, 0) - redis_before.get(name, 0), 3)
@@ -410,7 +416,13 @@ def summarize(
     seconds = (last - first) / 1e9
     result["seconds"] = seconds
     result["msgs_per_s"] = handled / seconds if seconds > 0 else None
-    worker_cpu = sum(cpu_end[pid] - t["first_cpu"] for pid, t in found.items() if pid in cpu_end)
+    # The worker's CPU time when the last message was handled (psutil); for a worker
+    # that has died, the one its tally wrote last.
+    worker_cpu = sum(
+        (cpu if (cpu := cpu_end.get(pid, math.nan)) == cpu else t.get("cpu", math.nan))
+        - t["first_cpu"]
+        for pid, t in found.items()
+    )
     result["worker_cpu_s"] = worker_cpu
     result["msgs_per_worker_cpu_s"] = handled / worker_cpu if worker_cpu > 0 else None
     # Message by message: how many times each was handled, over all workers.
@@ -586,7 +598,8 @@ def machine() -> str:
 
 
 def median(samples: list[dict[str, Any]], key: str) -> float | None:
-    values = [s[key] for s in samples if isinstance(s.get(key), (int, float)) and "error" not in s]
+    # Incomplete runs count too (their rate is the consumer's own); the report lists them.
+    values = [s[key] for s in samples if isinstance(s.get(key), (int, float))]
     return statistics.median(values) if values else None
 
 
@@ -637,16 +650,17 @@ def report(data: dict[str, Any]) -> str:
             continue
         rates = [r["msgs_per_s"] for r in runs if r.get("msgs_per_s")]
         feeder = [r["feeder"]["per_second"] for r in runs if r.get("feeder")]
-        once = all(
-            r.get("missing") == 0 and r.get("duplicates") == 0 and "error" not in r for r in runs
-        )
+        missing = sum(r.get("missing") or 0 for r in runs)
+        twice = sum(r.get("duplicates") or 0 for r in runs)
+        short = sum(1 for r in runs if r.get("missing") or r.get("duplicates"))
+        once = "yes" if not short else f"NO: {missing:,} lost, {twice:,} twice ({short} runs)"
         loads = "; ".join(f"{r['loadavg'][0]:.1f}/{r['loadavg'][1]:.1f}" for r in runs)
         lines.append(
             f"| {row.label} | {fmt(median(runs, 'msgs_per_s'))} | "
             f"{fmt(min(rates) if rates else None)} - {fmt(max(rates) if rates else None)} | "
             f"{fmt(median(runs, 'msgs_per_worker_cpu_s'))} | "
             f"{fmt(statistics.median(feeder) if feeder else None)} | "
-            f"{'yes' if once else 'NO'} | {fmt(median(runs, 'foreign_cores'), 2)} | {loads} |"
+            f"{once} | {fmt(median(runs, 'foreign_cores'), 2)} | {loads} |"
         )
     codes = {
         key: sorted({c for r in runs for c in r.get("exit_codes_on_sigterm", [])})
@@ -706,13 +720,24 @@ def report(data: dict[str, Any]) -> str:
     if idle:
         lines += ["## Idle workers", "", *idle_lines(idle), ""]
     errors = [
-        f"- {key} run {n}: {r['error'][:1500]}"
+        f"- {key} run {n}: {r['error'].splitlines()[0]}; "
+        f"{r.get('app_exceptions', 'n/a')} application instance(s) died; last error "
+        f"logged: `{last_error_line(r['error']) or 'none'}`"
         for key, runs in samples.items()
         for n, r in enumerate(runs, 1)
         if "error" in r
     ]
     if errors:
-        lines += ["## Errors and incomplete runs", "", *errors, ""]
+        lines += [
+            "## Incomplete runs and errors",
+            "",
+            "A run stops early when a worker exits, nothing is handled for 10 s, or the "
+            "budget is used up; its rate (on the consumer's clock) still counts in the "
+            "medians.",
+            "",
+            *errors,
+            "",
+        ]
     notes = HERE / "NOTES-workers.md"
     if notes.exists():
         lines += [notes.read_text().strip(), ""]

@@ -83,6 +83,7 @@ def _write():
         "first_cpu": _first_cpu,
         "last_ns": _last_ns,
         "out_of_range": _out_of_range,
+        "cpu": time.process_time(),  # at most WRITE_EVERY after the last message
         "written_ns": time.monotonic_ns(),
     }
     with open(base + ".json.tmp", "w") as out:

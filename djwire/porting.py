@@ -10,7 +10,9 @@ What changes, and nothing else:
   ``channels_redis.core`` become ``djwire[.x]`` and ``djwire.layers.redis``;
 * code that uses a module bound by ``import channels...`` (``channels.layers.X``);
 * dotted paths in strings and comments: ``"channels.layers.InMemoryChannelLayer"``,
-  ``"channels_redis.core.RedisChannelLayer"``, ``mock.patch("channels.db...")``;
+  ``"channels_redis.core.RedisChannelLayer"``, ``mock.patch("channels.db...")``, and
+  Channels 1's backends ``"asgiref.inmemory.ChannelLayer"`` and
+  ``"asgi_redis.RedisChannelLayer"``;
 * ``"channels"`` as an entry of ``INSTALLED_APPS`` becomes ``"djwire"``.
 
 A variable or attribute named ``channels`` (``layer.channels``, ``channels = []``) is
@@ -35,8 +37,16 @@ from pathlib import Path
 
 __all__ = ["Rewrite", "main", "rewrite_file", "rewrite_source", "rewrite_tree"]
 
-#: Dotted module paths in strings and comments.
+#: Dotted module paths in strings and comments, and Channels 1's layer backends.
 _IN_TEXT = [
+    (
+        re.compile(r"(?<![\w.])asgiref\.inmemory\.ChannelLayer\b"),
+        "djwire.layers.InMemoryChannelLayer",
+    ),
+    (
+        re.compile(r"(?<![\w.])asgi_redis\.RedisChannelLayer\b"),
+        "djwire.layers.redis.RedisChannelLayer",
+    ),
     (re.compile(r"(?<![\w.])channels_redis\.core\b"), "djwire.layers.redis"),
     (re.compile(r"(?<![\w.])channels\.(?=[A-Za-z_])"), "djwire."),
 ]

@@ -82,6 +82,7 @@ def test_dotted_paths_in_strings_and_comments_are_rewritten() -> None:
         REDIS = 'channels_redis.core.RedisChannelLayer'
         patch("channels.db.close_old_connections")
         text = "Django channels. Not a path"
+        ONE = ["asgiref.inmemory.ChannelLayer", "asgi_redis.RedisChannelLayer"]
         """
     assert rewritten(before) == textwrap.dedent("""\
         # see djwire.layers.InMemoryChannelLayer
@@ -89,6 +90,7 @@ def test_dotted_paths_in_strings_and_comments_are_rewritten() -> None:
         REDIS = 'djwire.layers.redis.RedisChannelLayer'
         patch("djwire.db.close_old_connections")
         text = "Django channels. Not a path"
+        ONE = ["djwire.layers.InMemoryChannelLayer", "djwire.layers.redis.RedisChannelLayer"]
         """)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from djwire.exceptions import InvalidChannelLayerError, StopConsumer
+from djwire.exceptions import DenyConnection, InvalidChannelLayerError, StopConsumer
 from djwire.gateway.protocol import classic_reply_events
 from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
 from djwire.layers.direct import SCOPE_EXTENSION
@@ -176,6 +176,11 @@ class _Connection:
             message = Message(content, kind, self.app.alias, self.reply)
             try:
                 await run_consumer(consumer, message, kwargs)
+            except DenyConnection:
+                # Channels 1: a connect consumer refuses the socket this way.
+                if kind != CONNECT:
+                    logger.error("DenyConnection raised outside websocket.connect by %r", consumer)
+                await self._close(None if kind == CONNECT else 1011)
             except Exception:
                 logger.exception("Consumer %r for %s %s raised", consumer, kind, self.path)
                 if kind != DISCONNECT:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from .channel import Group
 from .message import Message
+from .routing import RouteClass
 
 
 class BaseConsumer:
@@ -32,6 +33,12 @@ class BaseConsumer:
     @classmethod
     def channel_names(cls) -> set[str]:
         return set(cls.method_mapping)
+
+    @classmethod
+    def as_route(cls, attrs: dict[str, Any] | None = None, **filters: Any) -> RouteClass:
+        """``route_class()`` for this class, or for a subclass with ``attrs`` set."""
+        consumer = type(cls.__name__, (cls,), dict(attrs)) if attrs else cls
+        return RouteClass(consumer, **filters)
 
     def get_handler(self, message: Message, **kwargs: Any) -> Callable[..., Any]:
         name = self.method_mapping.get(message.channel.name)
@@ -64,16 +71,34 @@ class WebsocketConsumer(BaseConsumer):
     http_user: ClassVar[bool] = False
     #: Same as http_user, and also keep the HTTP session.
     http_user_and_session: ClassVar[bool] = False
+    #: Channels 1 reordered a socket's messages with this; djwire hands them over in
+    #: order anyway, so it only adds enforce_ordering's channel session and checks.
+    strict_ordering: ClassVar[bool] = False
     groups: ClassVar[list[str] | None] = None
 
     def get_handler(self, message: Message, **kwargs: Any) -> Callable[..., Any]:
-        handler = super().get_handler(message, **kwargs)
+        # As Channels 1.1: the HTTP user implies the channel session user, and the
+        # transfer from the HTTP session wraps every message of the connection.
+        if getattr(self, "slight_ordering", False):
+            raise ValueError(
+                "Slight ordering is now always on. Please remove `slight_ordering=True`."
+            )
         if self.http_user or self.http_user_and_session:
-            from .auth import channel_session_user, channel_session_user_from_http
+            self.channel_session_user = True  # type: ignore[misc]
+        self.path = message["path"]
+        handler = super().get_handler(message, **kwargs)
+        if self.http_user_and_session:
+            from .auth import channel_and_http_session_user_from_http
 
-            if message.channel.name == "websocket.connect":
-                return channel_session_user_from_http(handler)
-            return channel_session_user(handler)
+            handler = channel_and_http_session_user_from_http(handler)
+        elif self.http_user:
+            from .auth import channel_session_user_from_http
+
+            handler = channel_session_user_from_http(handler)
+        if self.strict_ordering:
+            from .sessions import enforce_ordering
+
+            handler = enforce_ordering(handler)
         return handler
 
     def connection_groups(self, **kwargs: Any) -> list[str]:

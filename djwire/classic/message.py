@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +38,9 @@ class Message:
     def __getitem__(self, key: str) -> Any:
         return self.content[key]
 
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.content[key] = value
+
     def __contains__(self, key: object) -> bool:
         return key in self.content
 
@@ -56,8 +60,12 @@ class Message:
         return self.content.values()
 
     def copy(self) -> Message:
+        """A copy whose content can be changed without touching this one's."""
         return Message(
-            dict(self.content), self.channel.name, self.channel_layer_alias, self.reply_channel
+            copy.deepcopy(self.content),
+            self.channel.name,
+            self.channel_layer_alias,
+            self.reply_channel,
         )
 
     def __repr__(self) -> str:

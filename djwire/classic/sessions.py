@@ -157,20 +157,23 @@ def channel_and_http_session(func: F) -> F:
 
     @functools.wraps(func)
     def with_both(message: Any, *args: Any, **kwargs: Any) -> Any:
+        loaded_here = False
         if message.http_session is None:
             if message.get("headers"):
                 message.http_session = http_session_from_message(message)
-                if message.http_session is not None:
-                    message.channel_session[HTTP_SESSION_KEY_FIELD] = (
-                        message.http_session.session_key
-                    )
             else:
                 stored = message.channel_session.get(HTTP_SESSION_KEY_FIELD)
                 if stored:
                     message.http_session = session_store_class()(stored)
+            loaded_here = message.http_session is not None
+        # Remember the key whoever loaded the session (an outer http_session may have).
+        http_key = message.http_session.session_key if message.http_session else None
+        if http_key and message.channel_session.get(HTTP_SESSION_KEY_FIELD) != http_key:
+            message.channel_session[HTTP_SESSION_KEY_FIELD] = http_key
         result = func(message, *args, **kwargs)
-        if message.http_session is not None and message.http_session.modified:
-            message.http_session.save()
+        session = message.http_session
+        if loaded_here and session is not None and session.modified:
+            session.save()
         return result
 
     return channel_session(cast(F, with_both))

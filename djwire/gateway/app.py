@@ -42,6 +42,11 @@ class GatewayApp:
         self.layer: BaseChannelLayer | None = None
         self.channel = ""  # this gateway's own channel, once started
         self.links: dict[str, Link] = {}
+        #: Links by the worker that runs them; links no worker has claimed yet;
+        #: closed WebSockets waiting for their worker to handle the disconnect.
+        self.owned: dict[str, set[Link]] = {}
+        self.waiting: set[Link] = set()
+        self.lingering: set[Link] = set()
         #: worker channel -> when it last gave a sign of life (monotonic)
         self.workers: dict[str, float] = {}
         self.started_at = 0.0
@@ -140,16 +145,12 @@ class GatewayApp:
         timeout = self.settings.worker_timeout
         return any(now - seen <= timeout for seen in self.workers.values())
 
-    def pending(self) -> int:
-        """Connections waiting for a worker to take them."""
-        return sum(1 for link in self.links.values() if link.waiting_since is not None)
-
     def overloaded(self) -> str | None:
         """Why a new connection must be refused now, or None."""
         just_started = time.monotonic() - self.started_at <= 2 * self.settings.worker_timeout
         if not just_started and not self.any_worker():
             return "no worker is running (start: manage.py runworker --connections)"
-        if self.pending() >= self.settings.max_pending:
+        if len(self.waiting) >= self.settings.max_pending:
             return f"{self.settings.max_pending} connections already wait for a worker"
         return None
 
@@ -218,8 +219,14 @@ class GatewayApp:
             except Exception:
                 logger.warning("Gateway: sending its heartbeat failed", exc_info=True)
             now = time.monotonic()
-            for link in list(self.links.values()):
-                link.check(now)
+            for link in list(self.waiting):
+                link.check_waiting(now)
+            for worker, links in list(self.owned.items()):
+                if not self.worker_alive(worker):
+                    for link in list(links):
+                        link.owner_silent()
+            for link in list(self.lingering):
+                link.wake.set()  # time to see whether it may go
             timeout = self.settings.worker_timeout
             for worker, seen in list(self.workers.items()):
                 if now - seen > 60 * timeout:

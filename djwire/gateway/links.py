@@ -84,14 +84,34 @@ class Link:
             # The event stays unacknowledged; the next owner gets it if this one died.
             logger.warning("Gateway: sending an event to worker %s failed", owner, exc_info=True)
 
+    def set_owner(self, worker: str | None) -> None:
+        """Change the owner, keeping the gateway's index of links by owner right."""
+        owned = self.app.owned
+        if self.owner is not None:
+            links = owned.get(self.owner)
+            if links is not None:
+                links.discard(self)
+                if not links:
+                    del owned[self.owner]
+        self.owner = worker
+        if worker is not None:
+            owned.setdefault(worker, set()).add(self)
+
+    def set_waiting(self, since: float | None) -> None:
+        self.waiting_since = since
+        if since is None:
+            self.app.waiting.discard(self)
+        else:
+            self.app.waiting.add(self)
+
     def post_open(self) -> None:
         """Offer the connection to any worker (again), with what it needs to go on."""
         self.epoch += 1
-        self.owner = None
+        self.set_owner(None)
         now = time.monotonic()
         if self.waiting_since is None and self.epoch == 1:
             self.first_posted = now
-        self.waiting_since = now
+        self.set_waiting(now)
         self.sent_upto = self.seq
         message = {
             "type": protocol.OPEN,
@@ -117,8 +137,8 @@ class Link:
         if epoch != self.epoch or self.owner is not None or self.finished:
             self.app.revoke(worker, self.conn, epoch)
             return
-        self.owner = worker
-        self.waiting_since = None
+        self.set_owner(worker)
+        self.set_waiting(None)
         self.app.saw(worker)
         confirm = {"type": protocol.CONFIRM, "conn": self.conn, "epoch": epoch}
         try:
@@ -154,20 +174,18 @@ class Link:
     def owner_lost(self) -> None:
         self.post_open()
 
-    def check(self, now: float) -> None:
-        """Called every heartbeat interval: silent owners, unclaimed connections."""
+    def owner_silent(self) -> None:
+        """The owner sent no heartbeat for ``worker_timeout``."""
         if self.finished:
             return
-        if self.owner is not None:
-            if not self.app.worker_alive(self.owner):
-                logger.warning(
-                    "Gateway: worker %s is silent; moving %s to another worker",
-                    self.owner,
-                    self.conn,
-                )
-                self.owner_lost()
-            return
-        if self.waiting_since is None:
+        logger.warning(
+            "Gateway: worker %s is silent; moving %s to another worker", self.owner, self.conn
+        )
+        self.owner_lost()
+
+    def check_waiting(self, now: float) -> None:
+        """Called every heartbeat interval while no worker has claimed the connection."""
+        if self.finished or self.waiting_since is None:
             return
         if now - self.first_posted > self.settings.open_timeout:
             self.give_up()
@@ -184,6 +202,7 @@ class Link:
 
     def give_up(self) -> None:
         """No worker took the connection within ``open_timeout``."""
+        self.set_waiting(None)
         self.finished = True
         self.wake.set()
 
@@ -197,6 +216,9 @@ class Link:
         if self.conn:
             self.app.links.pop(self.conn, None)
             self.layer.detach_socket(self.conn)
+        self.set_owner(None)
+        self.set_waiting(None)
+        self.app.lingering.discard(self)
 
     def receive_conn(self) -> asyncio.Future[dict[str, Any]]:
         claim = getattr(self.layer, "claim_receive", None)
@@ -342,6 +364,7 @@ class WebSocketLink(Link):
         if kind == "websocket.disconnect":
             self.disconnected = True
             self.disconnected_at = time.monotonic()
+            self.app.lingering.add(self)
             self.layer.detach_socket(self.conn)
             await self.push(event)
         elif kind == "websocket.receive":
@@ -411,11 +434,6 @@ class WebSocketLink(Link):
                     self.settings.linger,
                 )
             self.finished = True
-
-    def check(self, now: float) -> None:
-        super().check(now)
-        if self.disconnected:
-            self.wake.set()
 
 
 class HttpLink(Link):
@@ -510,6 +528,7 @@ class HttpLink(Link):
 
     def owner_lost(self) -> None:
         logger.error("Gateway: the worker running %s went away mid-request", self.conn)
+        self.set_owner(None)
         self.finished = True
         self.wake.set()
         if not self.response_started:

@@ -2,10 +2,13 @@
 
 A channel layer carries messages (dicts) between named channels and groups of
 channels. The contract follows Django Channels' layer specification so layers and
-code written for Channels work unchanged; djwire adds three optional abilities:
+code written for Channels work unchanged. djwire adds four abilities, which a layer
+may leave out (the defaults below then do without them):
 
 * ``group_channels(group)`` lists a group's live members (the "groups" listing
   extension), so presence can be built on it;
+* ``claim_receive(channel)`` is what consumers await: a plain future where the
+  layer can, so an idle consumer costs no task;
 * ``attach_socket(channel, socket)`` lets a process-local channel deliver
   ``websocket.send`` messages straight to its WebSocket, encoded once per group send
   (see :mod:`djwire.layers.direct`);
@@ -71,7 +74,7 @@ def compile_capacities(
 class LayerStats:
     """Counters of messages a layer could not deliver. Read them; never reset them."""
 
-    dropped_full: int = 0  # group_send to a member at capacity
+    dropped_full: int = 0  # refused by a full queue, and no sender to raise ChannelFull to
     expired: int = 0  # queued longer than ``expiry`` and never received
     lost_in_outage: int = 0  # accepted but lost while the backing service was down
     direct_deliveries: int = 0  # websocket.send written straight to a socket

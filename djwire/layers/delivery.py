@@ -14,6 +14,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from djwire.exceptions import ChannelFull
+
 from .base import LayerStats, Message, count_loss
 from .direct import socket_payload, write_to_sockets
 from .local import LocalChannels
@@ -30,7 +32,8 @@ def send_local(queues: LocalChannels, stats: LayerStats, channel: str, message: 
             stats.direct_deliveries += 1
             return
     # Copy so the sender may reuse its dict; the receiver gets a private one.
-    queues.put(channel, fast_copy(message))
+    if not queues.offer(channel, fast_copy(message)):
+        raise ChannelFull(channel, queues.get_capacity(channel))
 
 
 def offer_local(queues: LocalChannels, stats: LayerStats, channel: str, message: Message) -> None:

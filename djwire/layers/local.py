@@ -89,9 +89,6 @@ class LocalChannels:
     def __len__(self) -> int:
         return len(self._queues)
 
-    def __contains__(self, channel: str) -> bool:
-        return channel in self._queues
-
     # -- reading, for tests and introspection (never on the hot path) -----------------
 
     def live(self) -> Iterator[str]:
@@ -321,12 +318,6 @@ class LocalChannels:
         return queue.socket
 
     # -- housekeeping -------------------------------------------------------------
-
-    def discard(self, channel: str) -> None:
-        """Forget a channel and its queued messages (its consumer has gone)."""
-        queue = self._queues.pop(channel, None)
-        if queue is not None and queue.items:
-            self.stats.expired += len(queue.items)
 
     def clear(self) -> None:
         for queue in self._queues.values():

@@ -33,18 +33,19 @@ class InMemoryChannelLayer(BaseChannelLayer):
         group_expiry: float = 86400,
         capacity: int = 100,
         channel_capacity: Mapping[str | re.Pattern[str], int] | None = None,
-        max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS,
         **kwargs: Any,
     ) -> None:
+        # djwire's own option, in kwargs: the signature stays the one of Channels.
+        max_dead_letters: int = kwargs.pop("max_dead_letters", DEFAULT_MAX_DEAD_LETTERS)
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = group_expiry
-        self.queues = LocalChannels(expiry, self.get_capacity, self.stats)
+        self.local = LocalChannels(expiry, self.get_capacity, self.stats)
         self.memberships = Groups(group_expiry)
         #: Delays, leases and dead letters of named channels (the "queues" extension).
-        self.named_queues = LocalQueues(self.queues, self.stats, max_dead_letters)
+        self.named_queues = LocalQueues(self.local, self.stats, max_dead_letters)
         #: Read-only, Channels-shaped views for tests: ``channel -> queue`` and
         #: ``group -> {channel: join time}`` (see :mod:`djwire.layers.views`).
-        self.channels = ChannelsView(self.queues)
+        self.channels = ChannelsView(self.local)
         self.groups = GroupsView(self.memberships)
 
     # -- channels -------------------------------------------------------------------
@@ -52,22 +53,22 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: Message) -> None:
         self.require_valid_channel_name(channel)
         check_message(message)
-        send_local(self.queues, self.stats, channel, message)
+        send_local(self.local, self.stats, channel, message)
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
-        return await self.queues.get(channel)
+        return await self.local.get(channel)
 
     def claim_receive(self, channel: str) -> asyncio.Future[Message]:
         """Like ``receive()`` but a plain future, for consumers (see LocalChannels.claim)."""
-        return self.queues.claim(channel)
+        return self.local.claim(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         separator = "" if prefix.endswith(".") else "."
         return f"{prefix}{separator}inmemory!{self.random_token()}"
 
     async def flush(self) -> None:
-        self.queues.clear()
+        self.local.clear()
         self.memberships.clear()
         self.named_queues.clear()
 
@@ -93,7 +94,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: Message) -> None:
         self.require_valid_group_name(group)
         check_message(message)
-        deliver_to_local(self.queues, self.stats, self.memberships.members(group), message)
+        deliver_to_local(self.local, self.stats, self.memberships.members(group), message)
 
     # -- named channels as work queues --------------------------------------------------
 
@@ -132,8 +133,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
     # -- direct sockets ----------------------------------------------------------------
 
     def attach_socket(self, channel: str, socket: DirectSocket) -> bool:
-        self.queues.attach(channel, socket)
+        self.local.attach(channel, socket)
         return True
 
     def detach_socket(self, channel: str) -> None:
-        self.queues.detach(channel)
+        self.local.detach(channel)

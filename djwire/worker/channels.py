@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,6 +71,13 @@ class Worker:
             concurrency = max_applications if max_applications else DEFAULT_CONCURRENCY
             settings = WorkerSettings(concurrency=concurrency)
         self.settings = settings
+        reliable = [name for name in self.channels if settings.reliability(name) is not None]
+        if reliable and "queues" not in getattr(channel_layer, "extensions", ()):
+            raise ValueError(
+                f"Reliable channels ({', '.join(reliable)}) need a channel layer that can lease "
+                f"messages; {type(channel_layer).__name__} cannot (use the Redis or in-memory "
+                "layer, or take them out of DJWIRE_RELIABLE_CHANNELS)"
+            )
         # Classic (Channels 1) messages have no "type"; their app routes by channel.
         self.require_type = require_type
         #: handled / failed / retried / dead_lettered / lost, per channel
@@ -127,17 +134,17 @@ class _Slot:
     a message is done even though the consumer asks for the next one early.
     """
 
-    __slots__ = ("adopted", "current", "idle", "runner", "task")
+    __slots__ = ("adopted", "current", "receiver", "runner", "task")
 
     channel_name = None  # consumers of named channels make their own
 
     def __init__(self, runner: ChannelRunner) -> None:
         self.runner = runner
         self.current: Delivery | None = None
+        #: The future the instance's pending receive() waits on.
+        self.receiver: asyncio.Future[dict[str, Any]] | None = None
         self.task: asyncio.Task[None] | None = None
         self.adopted = False
-        self.idle = asyncio.Event()
-        self.idle.set()
 
     def adopt(self, consumer: Any) -> bool:
         self.adopted = True
@@ -161,7 +168,10 @@ class ChannelRunner:
         self.stopping = False
         size = worker.settings.concurrency
         self.free = asyncio.Semaphore(size)
-        self.inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        # Messages taken and not yet started, and slots waiting for one. A message is
+        # handed straight to a waiting slot's receive() future: no queue, no task.
+        self.backlog: deque[Delivery] = deque()
+        self.ready: deque[_Slot] = deque()
         self.slots = [_Slot(self) for _ in range(size)]
         self.scope = {"type": "channel", "channel": channel}
         self._acks: list[str] = []
@@ -206,34 +216,25 @@ class ChannelRunner:
             for _ in range(wanted - len(deliveries)):
                 free.release()
             for delivery in deliveries:
-                self.inbox.put_nowait(delivery)
+                self._deliver(delivery)
 
     # -- slots ---------------------------------------------------------------------------
 
     def _start(self, slot: _Slot) -> None:
         slot.adopted = False
-        slot.idle.set()
+        slot.receiver = None
+        loop = asyncio.get_running_loop()
 
-        async def receive() -> dict[str, Any]:
-            if slot.adopted:
-                await slot.idle.wait()  # the consumer asks early; one message at a time
-            else:
-                self._finished(slot)
-            while True:
-                delivery = await self.inbox.get()
-                message = delivery.message
-                if self.worker.require_type and not message.get("type"):
-                    logger.error(
-                        "Worker got a message with no type on %s; dropped: %r",
-                        self.channel,
-                        message,
-                    )
-                    self.stats["lost"] += 1
-                    self._settle(delivery, ok=True)
-                    continue
-                slot.current = delivery
-                slot.idle.clear()
-                return message
+        def receive() -> asyncio.Future[dict[str, Any]]:
+            # A plain future, not a coroutine: the consumer waits without a Task.
+            if not slot.adopted:
+                self._finished(slot)  # asking for more means the last one is done
+            future: asyncio.Future[dict[str, Any]] = loop.create_future()
+            slot.receiver = future
+            if slot.current is None:
+                self._serve(slot)
+            # else: a djwire consumer asks early; served once it reports the last one
+            return future
 
         async def send(message: dict[str, Any]) -> None:
             raise RuntimeError("Channel consumers cannot send ASGI messages back to a client")
@@ -247,13 +248,60 @@ class ChannelRunner:
         slot.task = asyncio.ensure_future(instance())
         slot.task.add_done_callback(lambda task: self._instance_done(slot, task))
 
+    def _usable(self, delivery: Delivery) -> bool:
+        if self.worker.require_type and not delivery.message.get("type"):
+            logger.error(
+                "Worker got a message with no type on %s; dropped: %r",
+                self.channel,
+                delivery.message,
+            )
+            self.stats["lost"] += 1
+            self._settle(delivery, ok=True)
+            return False
+        return True
+
+    def _hand(self, slot: _Slot, delivery: Delivery) -> None:
+        receiver = slot.receiver
+        assert receiver is not None
+        slot.current = delivery
+        slot.receiver = None
+        receiver.set_result(delivery.message)
+
+    def _serve(self, slot: _Slot) -> None:
+        """An idle slot waits for a message: give it the next one, or let it wait."""
+        receiver = slot.receiver
+        if receiver is None or receiver.done():
+            slot.receiver = None
+            return
+        while self.backlog:
+            delivery = self.backlog.popleft()
+            if self._usable(delivery):
+                self._hand(slot, delivery)
+                return
+        self.ready.append(slot)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        """A message taken from the layer: to a waiting slot, or to the backlog."""
+        while self.ready:
+            slot = self.ready.popleft()
+            receiver = slot.receiver
+            if receiver is None or receiver.done() or slot.current is not None:
+                continue  # its instance ended or was already served
+            if self._usable(delivery):
+                self._hand(slot, delivery)
+            else:
+                self.ready.appendleft(slot)
+            return
+        self.backlog.append(delivery)
+
     def _finished(self, slot: _Slot) -> None:
         """The slot's message is handled."""
         if slot.current is not None:
             self.stats["handled"] += 1
             self._settle(slot.current, ok=True)
             slot.current = None
-        slot.idle.set()
+            if slot.adopted and slot.receiver is not None:
+                self._serve(slot)
 
     def _settle(self, delivery: Delivery, ok: bool, error: BaseException | None = None) -> None:
         self.free.release()
@@ -316,6 +364,7 @@ class ChannelRunner:
     def _instance_done(self, slot: _Slot, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
         current, slot.current = slot.current, None
+        slot.receiver = None
         if task.cancelled():
             if current is not None:
                 self._give_back(current, started=True)
@@ -329,7 +378,7 @@ class ChannelRunner:
             )
         if current is not None:
             self._settle(current, ok=error is None, error=error)
-        if not self.stopping or not self.inbox.empty():
+        if not self.stopping or self.backlog:
             self._start(slot)
 
     def _give_back(self, delivery: Delivery, started: bool) -> None:
@@ -380,11 +429,10 @@ class ChannelRunner:
             await asyncio.gather(self._taker, return_exceptions=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while (self.busy() or not self.inbox.empty()) and loop.time() < deadline:  # noqa: ASYNC110
+        while (self.busy() or self.backlog) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        leftover: list[Delivery] = []
-        while not self.inbox.empty():
-            leftover.append(self.inbox.get_nowait())
+        leftover = list(self.backlog)
+        self.backlog.clear()
         if leftover:
             logger.warning(
                 "Worker stopping: %d message(s) on %s were not started",

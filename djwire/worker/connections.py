@@ -233,13 +233,12 @@ class ConnectionHost:
         layer: BaseChannelLayer,
         settings: WorkerSettings | None = None,
         gateway_settings: GatewaySettings | None = None,
-        max_connections: int = 10_000,
     ) -> None:
         self.application = application
         self.layer = layer
         self.settings = settings or WorkerSettings()
         self.gateway_settings = gateway_settings or GatewaySettings.from_django()
-        self.max_connections = max_connections
+        self.max_connections = self.settings.max_connections
         self.channel = ""
         self.connections: dict[str, HostedConnection] = {}
         #: gateway channel -> when it last gave a sign of life (monotonic)

@@ -2,7 +2,7 @@
 
 Read from Django settings when a worker starts, never at import time::
 
-    DJWIRE_WORKER = {"concurrency": 32, "shutdown_timeout": 30}
+    DJWIRE_WORKER = {"concurrency": 32, "shutdown_timeout": 30, "max_connections": 10_000}
     DJWIRE_RELIABLE_CHANNELS = {
         "thumbnails": {"max_attempts": 5},      # at-least-once, retried, then dead-lettered
         "mail.*": {"lease": 120, "backoff": (5, 600)},
@@ -31,6 +31,8 @@ from django.core.exceptions import ImproperlyConfigured
 DEFAULT_CONCURRENCY = 32
 #: Seconds a stopping worker waits for the messages in hand before giving them up.
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+#: Gateway connections one worker process runs at most (runworker --connections).
+DEFAULT_MAX_CONNECTIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Reliability:
 class WorkerSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     reliable: tuple[tuple[re.Pattern[str], Reliability], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -74,6 +77,8 @@ class WorkerSettings:
             raise ValueError("concurrency must be an integer of at least 1")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must be >= 0")
+        if not isinstance(self.max_connections, int) or self.max_connections < 1:
+            raise ValueError("max_connections must be an integer of at least 1")
 
     def reliability(self, channel: str) -> Reliability | None:
         """The policy of ``channel``, or None when it is not reliable (first match wins)."""
@@ -89,7 +94,7 @@ class WorkerSettings:
         from django.conf import settings
 
         options = dict(getattr(settings, "DJWIRE_WORKER", None) or {})
-        unknown = set(options) - {"concurrency", "shutdown_timeout"}
+        unknown = set(options) - {"concurrency", "shutdown_timeout", "max_connections"}
         if unknown:
             raise ImproperlyConfigured(f"Unknown DJWIRE_WORKER keys: {sorted(unknown)}")
         options.update({key: value for key, value in overrides.items() if value is not None})

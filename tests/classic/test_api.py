@@ -313,17 +313,6 @@ async def test_a_consumer_that_raises_is_logged_and_closes_with_1011(
 # -- class-based classic consumers -------------------------------------------------------
 
 
-@pytest.fixture
-def cache_channel_sessions(settings: Any) -> None:
-    """Keep channel sessions in the cache, as CHANNEL_SESSION_ENGINE allows.
-
-    Consumers of different sockets run at once in different threads; the tests'
-    in-memory SQLite database (shared cache) answers concurrent writes with "database
-    table is locked" instead of waiting, which a server database never does.
-    """
-    settings.CHANNEL_SESSION_ENGINE = "django.contrib.sessions.backends.cache"
-
-
 class RoomConsumer(WebsocketConsumer):
     channel_session = True
 

@@ -186,3 +186,41 @@ async def test_without_a_worker_new_connections_wait_and_then_get_served(
         async with running_worker(layer), await opening as ws:
             await ws.send(json.dumps({}))
             assert await recv_json(ws) == {"count": 1}
+
+
+async def test_past_max_pending_new_handshakes_and_requests_get_503(
+    layer: InMemoryChannelLayer,
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from websockets.exceptions import InvalidStatus
+
+    settings = GatewaySettings(
+        heartbeat_interval=0.05, worker_timeout=10.0, claim_timeout=5.0, max_pending=2
+    )
+    gateway = GatewayApp(settings)
+    async with serve(gateway) as server:
+        waiting = [asyncio.ensure_future(connect(server.url("/count/a/"))) for _ in range(2)]
+        for _ in range(100):
+            if len(gateway.waiting) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(gateway.waiting) == 2
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url("/count/a/"))
+        assert refused.value.response.status_code == 503
+
+        def fetch() -> int:
+            try:
+                with urllib.request.urlopen(server.url("/", "http"), timeout=TIMEOUT) as page:
+                    return int(page.status)
+            except urllib.error.HTTPError as error:
+                return int(error.code)
+
+        assert await asyncio.to_thread(fetch) == 503
+        async with running_worker(layer):  # the waiting ones are served after all
+            for opening in waiting:
+                async with await opening as ws:
+                    await ws.send(json.dumps({}))
+                    assert await recv_json(ws) == {"count": 1}

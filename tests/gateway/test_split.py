@@ -474,3 +474,50 @@ def test_runserver_gateway_keeps_the_browser_connected_while_the_worker_reloads(
     counts = [int(reply.split()[1]) for reply in replies]
     assert counts == list(range(1, len(counts) + 1)), replies
     assert "stopping the worker gracefully to reload" in worker.log()
+
+
+def test_a_worker_idles_past_the_socket_timeouts_and_rides_out_a_redis_restart(
+    tmp_path: Path,
+) -> None:
+    """Channels' runworker on redis-py 8 dies after ~5 s without messages; djwire's
+    keeps waiting, and picks up again after its Redis restarted."""
+    private = RedisServer().start()
+    try:
+        deployment = Deployment(private, tmp_path)
+        work = tmp_path / "work"
+        work.mkdir()
+        worker = deployment.worker("tasks")
+        try:
+            time.sleep(6)  # longer than the layer's socket_timeout (5 s)
+            _send_tasks(deployment, {"type": "task.run", "id": "idle", "dir": str(work)})
+            assert _wait_for_file(work / "idle.done"), deployment.logs_text()
+            private.restart(down_for=1.0)
+            _send_tasks(deployment, {"type": "task.run", "id": "after", "dir": str(work)})
+            assert _wait_for_file(work / "after.done"), deployment.logs_text()
+            assert worker.popen is not None and worker.popen.poll() is None
+        finally:
+            deployment.stop()
+    finally:
+        private.cleanup()
+
+
+def test_a_request_whose_worker_dies_gets_502_and_a_graceful_stop_finishes_it(
+    deployment: Deployment,
+) -> None:
+    import concurrent.futures
+
+    port = deployment.gateway()
+    victim = deployment.worker("--connections")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        pending = pool.submit(_fetch, f"http://127.0.0.1:{port}/slow/?s=30")
+        time.sleep(1.0)  # the worker is in the view
+        victim.kill()
+        status, _, body = pending.result(timeout=TIMEOUT)
+        assert status == 502, body
+        # A worker stopped gracefully finishes the request in hand first.
+        stopping = deployment.worker("--connections")
+        pending = pool.submit(_fetch, f"http://127.0.0.1:{port}/slow/?s=1.5")
+        time.sleep(0.5)
+        assert stopping.terminate() == 0
+        status, _, body = pending.result(timeout=TIMEOUT)
+        assert (status, body) == (200, b"slept")

@@ -9,7 +9,7 @@ import djwire.layers
 
 LAYERS = Path(djwire.layers.__file__).parent
 #: Backend -> its modules (a module, or a package of them).
-BACKENDS = {"memory": ["memory.py"], "ipc": ["ipc.py"], "redis": ["redis"]}
+BACKENDS = {"memory": ["memory.py"], "ipc": ["ipc.py", "ipc"], "redis": ["redis"]}
 
 
 def imported_layer_modules(path: Path) -> set[str]:

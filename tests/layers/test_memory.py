@@ -113,17 +113,17 @@ def test_only_plain_data_messages_qualify_for_direct_delivery(message, payload) 
 async def test_idle_channels_and_their_bookkeeping_go_away_after_expiry() -> None:
     now = [0.0]
     layer = InMemoryChannelLayer(expiry=10)
-    layer.queues.clock = lambda: now[0]
+    layer.local.clock = lambda: now[0]
     for n in range(10_000):
         await layer.send(f"idle-{n}", {"type": "x"})
-    assert len(layer.queues) == 10_000
-    assert len(layer.queues._heap) == 10_000  # one entry per channel, not per message
+    assert len(layer.local) == 10_000
+    assert len(layer.local._heap) == 10_000  # one entry per channel, not per message
     for _ in range(5):
         await layer.send("idle-1", {"type": "x"})
-    assert len(layer.queues._heap) == 10_000
+    assert len(layer.local._heap) == 10_000
     now[0] = 11.0
     await layer.send("fresh", {"type": "x"})
-    assert len(layer.queues) == 1
+    assert len(layer.local) == 1
     assert layer.stats.expired == 10_005
 
 
@@ -136,7 +136,7 @@ async def test_consumed_channels_do_not_leak_queues() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert len(layer.queues) == 0
+    assert len(layer.local) == 0
 
 
 async def test_group_members_expire_without_a_send_to_the_group() -> None:
@@ -212,9 +212,9 @@ async def test_claim_hands_a_message_to_a_waiting_consumer_without_queueing() ->
     assert not claim.done()
     await layer.send(channel, {"type": "x", "n": 1})
     assert claim.done() and claim.result() == {"type": "x", "n": 1}
-    assert not layer.queues._queues[channel].items  # handed over, never queued
+    assert not layer.local._queues[channel].items  # handed over, never queued
     layer.detach_socket(channel)  # what a consumer does when it ends
-    assert len(layer.queues) == 0
+    assert len(layer.local) == 0
 
 
 async def test_cancelled_claims_of_ended_consumers_leave_nothing_behind() -> None:
@@ -223,7 +223,7 @@ async def test_cancelled_claims_of_ended_consumers_leave_nothing_behind() -> Non
         channel = await layer.new_channel()
         layer.claim_receive(channel).cancel()
         layer.detach_socket(channel)
-    assert len(layer.queues) == 0
+    assert len(layer.local) == 0
 
 
 async def test_claim_returns_a_queued_message_at_once_and_keeps_order() -> None:
@@ -277,4 +277,4 @@ async def test_a_finished_consumer_leaves_no_queue_in_the_layer() -> None:
         await communicator.send_to(text_data="hi")
         assert await communicator.receive_from() == "hi"
         await communicator.disconnect()
-    assert len(layer.queues) == 0
+    assert len(layer.local) == 0

@@ -95,7 +95,7 @@ async def test_a_waiting_receiver_lists_its_channel_and_cancelling_it_does_not(
 async def test_expired_messages_and_memberships_are_not_listed() -> None:
     layer = InMemoryChannelLayer(expiry=10, group_expiry=20)
     now = [0.0]
-    layer.queues.clock = layer.memberships.clock = lambda: now[0]
+    layer.local.clock = layer.memberships.clock = lambda: now[0]
     await layer.send("stale", {"type": "x"})
     await layer.group_add("room", "member")
     assert len(layer.channels) == 1 and len(layer.groups) == 1

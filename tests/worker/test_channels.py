@@ -351,3 +351,13 @@ def test_reliable_channel_settings_are_checked() -> None:
     assert settings.reliability("mail.send") == Reliability()
     assert settings.reliability("jobs") == Reliability(lease=5)
     assert settings.reliability("other") is None
+
+
+def test_reliable_channels_on_a_layer_that_cannot_lease_are_refused_at_start() -> None:
+    class NoQueues(InMemoryChannelLayer):
+        extensions = ["groups", "flush"]
+
+    settings = WorkerSettings(reliable=parse_reliable({"jobs": {}}))
+    with pytest.raises(ValueError, match="Reliable channels \\(jobs\\) need a channel layer"):
+        Worker(ChannelNameRouter({}), ["jobs", "other"], NoQueues(), settings=settings)
+    Worker(ChannelNameRouter({}), ["other"], NoQueues(), settings=settings)  # not reliable: fine

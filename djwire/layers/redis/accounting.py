@@ -41,9 +41,6 @@ class OutageMonitor:
         self._down: dict[str, tuple[float, int]] = {}  # node -> (since, lost so far)
         self._lock = threading.Lock()
 
-    def is_down(self, node: str) -> bool:
-        return node in self._down
-
     def down(self, node: str, error: BaseException) -> None:
         with self._lock:
             if node in self._down:

@@ -26,9 +26,10 @@ are accepted and ignored, so channels_redis configurations work unchanged.
 
 from __future__ import annotations
 
+import inspect
 import ssl as ssl_module
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from redis.asyncio.connection import (
@@ -98,8 +99,35 @@ class Limits:
             # Lua's unpack() has a C stack limit of ~8000 values.
             raise InvalidChannelLayerError("max_batch must be at most 5000")
 
+    @classmethod
+    def from_options(cls, owner: str, options: Mapping[str, Any]) -> Limits:
+        """The limits given among ``owner``'s keyword arguments; any other key there is
+        refused with the TypeError Python raises for an unexpected keyword."""
+        names = {limit.name for limit in fields(cls)}
+        for key in options:
+            if key not in names:
+                raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}")
+        if "reconnect_backoff" in options:  # a list from JSON or settings works too
+            options = {**options, "reconnect_backoff": tuple(options["reconnect_backoff"])}
+        return cls(**options)
 
-def parse_hosts(hosts: Sequence[Any] | None) -> list[Node]:
+    @classmethod
+    def parameters(cls) -> list[inspect.Parameter]:
+        """One keyword-only parameter per limit, with its default: for the signature
+        of a constructor that takes them as ``**limits`` (introspection, and
+        ``manage.py check``'s test of CONFIG keys, see them)."""
+        return [
+            inspect.Parameter(
+                limit.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=limit.default if limit.default is not MISSING else inspect.Parameter.empty,
+                annotation=limit.type,
+            )
+            for limit in fields(cls)
+        ]
+
+
+def parse_hosts(hosts: Sequence[Any] | str | Mapping[str, Any] | None) -> list[Node]:
     if hosts is None:
         hosts = [("localhost", 6379)]
     single_pair = isinstance(hosts, tuple) and len(hosts) == 2 and isinstance(hosts[1], int)

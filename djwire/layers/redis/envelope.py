@@ -21,6 +21,7 @@ confused.
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,12 @@ class Item:
 
 
 _packer = msgpack.Packer(use_bin_type=True)
+
+
+def now_ms() -> int:
+    """The time on the deadlines' scale: milliseconds since the epoch, as every process
+    and the Lua scripts agree on it."""
+    return int(time.time() * 1000)
 
 
 def pack_payload(value: Any) -> bytes:

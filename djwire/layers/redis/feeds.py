@@ -11,7 +11,8 @@ channels_redis loses messages on cancellation.)
 
 One feed runs for the process inbox once anything in the process receives; one
 runs per named channel while somebody in the process waits on it, taking only
-as many items as there are waiters so other processes get their share.
+as many items as there are waiters so other processes get their share
+(:class:`Feeds` keeps them). What a feed takes is handed to :mod:`.arrivals`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from typing import Any
 
 from djwire.exceptions import LayerUnavailable
 
+from ..base import Message
+from ..local import LocalChannels
+from . import scripts
+from .arrivals import Arrivals
+from .commands import Commands
+from .sharding import Keys
 from .subscriber import Subscriber
 
 logger = logging.getLogger("djwire.layers.redis")
@@ -32,6 +39,8 @@ logger = logging.getLogger("djwire.layers.redis")
 #: take(count, confirmed batch id, new batch id) -> {} or [batch id, refused, items...]
 Take = Callable[[int, bytes, bytes], Awaitable[Any]]
 Deliver = Callable[[bytes, list[bytes]], None]
+#: (named channel, its taken-batch key) -> the take and idle wait of its feed
+NamedTake = Callable[[str, bytes], tuple[Take, Callable[[], float]]]
 
 _batch_numbers = itertools.count(1)
 
@@ -148,3 +157,150 @@ class Feed:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.wake.wait()
+
+
+class Feeds:
+    """The feeds of one layer instance: its inbox's, and one per named channel that
+    somebody in this process is waiting on."""
+
+    def __init__(
+        self,
+        commands: Commands,
+        keys: Keys,
+        token: str,
+        local: LocalChannels,
+        arrivals: Arrivals,
+        take_ttl: int,
+        named_take: NamedTake | None = None,
+    ) -> None:
+        self.commands = commands
+        self.keys = keys
+        self.token = token
+        self.local = local
+        self.arrivals = arrivals
+        self.take_ttl = take_ttl  # how long a taken batch is kept for its confirmation
+        self.named_take = named_take
+        self.limits = commands.limits
+        self.inbox: Feed | None = None
+        self.named: dict[str, Feed] = {}
+        self.waiting: dict[str, int] = {}  # named channel -> receivers waiting here
+        # list key -> id of the last batch delivered, confirmed by the next take
+        self.confirmed: dict[bytes, bytes] = {}
+
+    def ensure_inbox(self) -> None:
+        """Have the inbox feed running on a live loop."""
+        feed = self.inbox
+        if feed is not None and feed.alive():
+            return
+        if feed is not None:
+            feed.stop()
+        self.inbox = self._start(
+            name=f"inbox {self.token}",
+            tag=self.keys.inbox_tag(self.token),
+            list_key=self.keys.inbox(self.token),
+            rejections=self.keys.rejections(self.token),
+            deliver=self.arrivals.from_inbox,
+            batch_size=lambda: self.limits.max_batch,
+            wanted=lambda: True,
+        )
+
+    async def receive_named(self, channel: str) -> Message:
+        """Wait for a message of a named channel, feeding it while anyone waits."""
+        self.waiting[channel] = self.waiting.get(channel, 0) + 1
+        try:
+            feed = self.named.get(channel)
+            if feed is None or not feed.alive():
+                if feed is not None:
+                    feed.stop()
+                self.named[channel] = self._start_named(channel)
+            else:
+                feed.poke()
+            return await self.local.get(channel)
+        finally:
+            left = self.waiting.get(channel, 1) - 1
+            if left:
+                self.waiting[channel] = left
+            else:
+                self.waiting.pop(channel, None)
+
+    def stop_all(self) -> list[Feed]:
+        """Stop every feed; returns them (each ends after its current take)."""
+        feeds = [feed for feed in (self.inbox, *self.named.values()) if feed is not None]
+        self.inbox = None
+        self.named.clear()
+        for feed in feeds:
+            feed.stop()
+        return feeds
+
+    def _start_named(self, channel: str) -> Feed:
+        def wanted() -> bool:
+            return self.waiting.get(channel, 0) > 0
+
+        def batch_size() -> int:
+            # Only as many as wait here, so competing processes get their share.
+            return max(1, min(self.waiting.get(channel, 0), self.limits.max_batch))
+
+        def deliver(refused: bytes, items: list[bytes]) -> None:
+            self.arrivals.from_named(channel, items)
+
+        key = self.keys.channel(channel)
+        take, idle_wait = (
+            self.named_take(channel, self.keys.taken(key, self.token))
+            if self.named_take is not None
+            else (None, None)
+        )
+        return self._start(
+            name=f"channel {channel}",
+            tag=self.keys.channel_tag(channel),
+            list_key=key,
+            rejections=key + b":r",  # never written: named channels have no writers' seqs
+            deliver=deliver,
+            batch_size=batch_size,
+            wanted=wanted,
+            take=take,
+            idle_wait=idle_wait,
+        )
+
+    def _start(
+        self,
+        name: str,
+        tag: str,
+        list_key: bytes,
+        rejections: bytes,
+        deliver: Deliver,
+        batch_size: Callable[[], int],
+        wanted: Callable[[], bool],
+        take: Take | None = None,
+        idle_wait: Callable[[], float] | None = None,
+    ) -> Feed:
+        taken = self.keys.taken(list_key, self.token)
+        ttl = self.take_ttl
+        commands = self.commands
+
+        async def take_batch(count: int, confirmed: bytes, batch_id: bytes) -> Any:
+            return await commands.script(
+                tag, scripts.TAKE, (list_key, taken, rejections), (confirmed, batch_id, count, ttl)
+            )
+
+        async def find_subscriber() -> Subscriber | None:
+            try:
+                node = await commands.node(tag)
+            except LayerUnavailable:
+                return None
+            return commands.subscriber(node)
+
+        return Feed(
+            name=name,
+            token=self.token,
+            confirmed=self.confirmed,
+            list_key=list_key,
+            wake_channel=self.keys.wake(list_key),
+            find_subscriber=find_subscriber,
+            take=take or take_batch,
+            deliver=deliver,
+            batch_size=batch_size,
+            wanted=wanted,
+            poll_interval=self.limits.poll_interval,
+            retry_delay=self.limits.reconnect_backoff[1],
+            idle_wait=idle_wait,
+        )

@@ -121,7 +121,9 @@ class PerLoop:
         return list(self._by_loop.values())
 
     async def aclose_current(self) -> None:
-        """Close this loop's resources now; other loops' are closed on theirs."""
+        """Close this loop's resources now, and forget other loops': those of a loop
+        that is closed or not running are aborted at once, those of a loop running in
+        another thread are closed on that loop."""
         loop = asyncio.get_running_loop()
         with self._lock:
             mine = self._by_loop.pop(id(loop), None)

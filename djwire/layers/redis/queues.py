@@ -28,7 +28,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,13 +37,14 @@ from djwire.exceptions import ChannelFull, LayerUnavailable
 from ..base import LayerStats, Message, check_message
 from ..queue_types import DeadLetter, Delivery, check_delay, require_named
 from . import envelope
+from .arrivals import Arrivals
 from .cluster import Router
+from .commands import Commands, ignore_result
 from .config import Limits
-from .envelope import Kind
+from .envelope import Kind, now_ms
 from .feeds import Take
-from .loops import PerLoop
-from .nodes import Node
 from .pipe import CommandPipe
+from .pushes import Pushes
 from .queue_scripts import (
     ACK,
     DEAD_DISCARD,
@@ -55,7 +56,6 @@ from .queue_scripts import (
     RETRY,
     SEND_LATER,
 )
-from .scripts import Script
 from .serializers import Serializer
 from .sharding import Keys
 
@@ -78,33 +78,15 @@ class QueueHost(Protocol):
     router: Router
     expiry: float
     serializer: Serializer
-    _loops: PerLoop
+    commands: Commands
+    pushes: Pushes
+    arrivals: Arrivals
 
     def get_capacity(self, channel: str) -> int: ...
 
     def require_valid_channel_name(self, name: object, receive: bool = False) -> bool: ...
 
     async def send(self, channel: str, message: Message) -> None: ...
-
-    async def _script(
-        self, tag: str, script: Script, keys: tuple[bytes, ...], args: tuple[Any, ...]
-    ) -> Any: ...
-
-    async def _push(
-        self, tag: str, enqueue: Callable[[CommandPipe], asyncio.Future[Any]]
-    ) -> int | None: ...
-
-    async def _node(self, tag: str) -> Node: ...
-
-    async def _repeatable(self, call: Callable[[], Awaitable[Any]]) -> Any: ...
-
-    def _decode(self, payload: Any) -> Message | None: ...
-
-    def _malformed(self, raw: object, exc: BaseException | None = None) -> None: ...
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(slots=True)
@@ -276,16 +258,16 @@ class RedisQueues:
         tag = self.host.keys.channel_tag(channel)
         wake = _Wake(self.host.keys.wake(self.host.keys.channel(channel)))
         try:
-            node = await self.host._node(tag)
+            node = await self.host.commands.node(tag)
         except LayerUnavailable:
             return wake  # the cluster cannot be reached: poll until it can
-        wake.attach(self.host._loops.current().subscriber(node))
+        wake.attach(self.host.commands.subscriber(node))
         return wake
 
     def _take_args(
         self, confirmed: bytes, batch_id: bytes | str, count: int, lease_ms: int, wake: bytes
     ) -> tuple[Any, ...]:
-        now = _now_ms()
+        now = now_ms()
         return (
             confirmed,
             batch_id,
@@ -313,13 +295,13 @@ class RedisQueues:
             args = self._take_args(b"", base, count, lease_ms, wake)
             # The taken key is unused with a lease; it is passed for the shared slot.
             keys = (key, self.host.keys.taken(key, self.host.token), leases, leased, delayed)
-            reply = await self.host._script(tag, QUEUE_TAKE, keys, args)
+            reply = await self.host.commands.script(tag, QUEUE_TAKE, keys, args)
             return self._deliveries(channel, reply, lease), self._due_in(reply)
         slot = self._slot(channel)
         try:
             args = self._take_args(slot.confirmed, self._new_id(), count, 0, wake)
             keys = (key, slot.key, leases, leased, delayed)
-            reply = await self.host._script(tag, QUEUE_TAKE, keys, args)
+            reply = await self.host.commands.script(tag, QUEUE_TAKE, keys, args)
             if len(reply) > 3:
                 slot.confirmed = reply[3]
         finally:
@@ -363,7 +345,7 @@ class RedisQueues:
         if len(reply) <= 5:
             return []
         base = reply[3].decode()
-        now = _now_ms()
+        now = now_ms()
         deadline = time.monotonic() + lease if lease is not None else 0.0
         deliveries = []
         unusable: list[str] = []
@@ -372,7 +354,7 @@ class RedisQueues:
             try:
                 item = envelope.parse(raw)
             except ValueError:
-                self.host._malformed(raw)
+                self.host.arrivals.malformed()
                 if tag is not None:
                     unusable.append(tag)  # settled at once: it would only come back
                 continue
@@ -380,7 +362,7 @@ class RedisQueues:
                 # A batch handed back after a cancelled take may have aged.
                 self.host.stats.expired += 1
                 continue
-            message = self.host._decode(item.payload)  # None: counted and logged
+            message = self.host.arrivals.decode(item.payload)  # None: counted and logged
             if message is None:
                 if tag is not None:
                     unusable.append(tag)
@@ -405,7 +387,7 @@ class RedisQueues:
 
         async def take(count: int, confirmed: bytes, batch_id: bytes) -> Any:
             args = self._take_args(confirmed, batch_id, count, 0, wake)
-            reply = await self.host._script(
+            reply = await self.host.commands.script(
                 tag, QUEUE_TAKE, (key, taken, leases, leased, delayed), args
             )
             self._account(channel, reply)
@@ -437,7 +419,7 @@ class RedisQueues:
         if batch is None or batch.task is None or batch.task.done():
             batch = self._ack_batches[key] = _AckBatch()
             batch.task = loop.create_task(self._send_acks(key, channel, batch))
-            batch.task.add_done_callback(_retrieve)
+            batch.task.add_done_callback(ignore_result)
         batch.tags.extend(tags)
         return batch.task
 
@@ -450,7 +432,7 @@ class RedisQueues:
         for start in range(0, len(tags), _ACK_CHUNK):
             chunk = tuple(tags[start : start + _ACK_CHUNK])
             try:
-                await self.host._script(tag, ACK, (leases, leased), chunk)
+                await self.host.commands.script(tag, ACK, (leases, leased), chunk)
             except LayerUnavailable:
                 # Written once Redis is back (see on_connect); meanwhile a Redis that
                 # kept its data would deliver these messages again after the lease.
@@ -476,13 +458,15 @@ class RedisQueues:
         args = (
             tag,
             delay_ms,
-            b"%013d" % (_now_ms() + delay_ms + self._expiry_ms),
+            b"%013d" % (now_ms() + delay_ms + self._expiry_ms),
             delay_ms + self._expiry_ms + 1000,
             self.host.keys.wake(key),
             self.host.router.publish,
         )
         try:
-            reply = await self.host._script(keys_tag, RETRY, (leases, leased, delayed), args)
+            reply = await self.host.commands.script(
+                keys_tag, RETRY, (leases, leased, delayed), args
+            )
         except LayerUnavailable:
             # The lease stays (in Redis if it survives, else put back from our book),
             # so the message comes again when the lease runs out: a retry all the same.
@@ -495,9 +479,9 @@ class RedisQueues:
         keys = self.host.keys
         keys_tag, _, leases, leased, _ = self._keys(channel)
         text = str(reason)[:MAX_REASON_CHARS].encode("utf-8", "replace")
-        head = b"%013d%06d" % (_now_ms(), len(text)) + text
+        head = b"%013d%06d" % (now_ms(), len(text)) + text
         try:
-            reply = await self.host._script(
+            reply = await self.host.commands.script(
                 keys_tag,
                 DEAD_LETTER,
                 (leases, leased, keys.dead(channel), keys.dead_letters(channel)),
@@ -526,8 +510,8 @@ class RedisQueues:
             return []
         keys = self.host.keys
         tag = keys.channel_tag(channel)
-        reply = await self.host._repeatable(
-            lambda: self.host._script(
+        reply = await self.host.commands.repeatable(
+            lambda: self.host.commands.script(
                 tag,
                 DEAD_LIST,
                 (keys.dead(channel), keys.dead_letters(channel)),
@@ -548,9 +532,9 @@ class RedisQueues:
             reason = entry[19 : 19 + length].decode("utf-8", "replace")
             item = envelope.parse(entry[19 + length :])
         except ValueError:
-            self.host._malformed(entry)
+            self.host.arrivals.malformed()
             return None
-        message = self.host._decode(item.payload)
+        message = self.host.arrivals.decode(item.payload)
         if message is None:
             return None
         return DeadLetter(id_, message, reason, item.attempt, failed_ms / 1000)
@@ -560,7 +544,7 @@ class RedisQueues:
         keys = self.host.keys
         tag, key = keys.channel_tag(channel), keys.channel(channel)
         args = (
-            b"%013d" % (_now_ms() + self._expiry_ms),
+            b"%013d" % (now_ms() + self._expiry_ms),
             self._list_ttl,
             keys.wake(key),
             self.host.router.publish,
@@ -569,8 +553,8 @@ class RedisQueues:
         if ids is not None and len(args) == 4:
             return 0
         dead = (keys.dead(channel), keys.dead_letters(channel), key)
-        reply = await self.host._repeatable(
-            lambda: self.host._script(tag, DEAD_REPLAY, dead, args)
+        reply = await self.host.commands.repeatable(
+            lambda: self.host.commands.script(tag, DEAD_REPLAY, dead, args)
         )
         return int(reply)
 
@@ -580,8 +564,8 @@ class RedisQueues:
         args = _ids(ids)
         if ids is not None and not args:
             return 0
-        reply = await self.host._repeatable(
-            lambda: self.host._script(
+        reply = await self.host.commands.repeatable(
+            lambda: self.host.commands.script(
                 keys.channel_tag(channel),
                 DEAD_DISCARD,
                 (keys.dead(channel), keys.dead_letters(channel)),
@@ -601,7 +585,7 @@ class RedisQueues:
             return
         payload = self.host.serializer.dumps(message)
         # Expiry counts from when the message is due, as if it were sent then.
-        deadline = _now_ms() + delay_ms + self._expiry_ms
+        deadline = now_ms() + delay_ms + self._expiry_ms
         item = envelope.build(deadline, Kind.MESSAGE, channel, payload)
         member = self._new_id().encode() + b"|" + item
         tag, key, _, _, delayed = self._keys(channel)
@@ -618,7 +602,7 @@ class RedisQueues:
                 self.host.router.publish,
             ),
         )
-        result = await self.host._push(tag, lambda pipe: pipe.call(command, message=True))
+        result = await self.host.pushes.push(tag, lambda pipe: pipe.call(command, message=True))
         if result == -1:
             raise ChannelFull(channel, capacity)
         if result:
@@ -642,7 +626,9 @@ class RedisQueues:
                 tags = sorted(unsent)
                 for start in range(0, len(tags), _ACK_CHUNK):
                     chunk = tuple(tags[start : start + _ACK_CHUNK])
-                    pipe.call(ACK.evalsha((leases, leased), chunk)).add_done_callback(_retrieve)
+                    pipe.call(ACK.evalsha((leases, leased), chunk)).add_done_callback(
+                        ignore_result
+                    )
             live = self.leases.live(channel) if restarted else []
             if live:
                 ttl = max(ms for _, ms, _ in live) + self._expiry_ms + 1000
@@ -650,7 +636,7 @@ class RedisQueues:
                 for lease_tag, ms_left, item in live:
                     args += [lease_tag, ms_left, item]
                 pipe.call(LEASE_RESTORE.evalsha((leases, leased), tuple(args))).add_done_callback(
-                    _retrieve
+                    ignore_result
                 )
                 restored += len(live)
         if restored:
@@ -677,8 +663,3 @@ def _ids(ids: Sequence[str] | None) -> tuple[str, ...]:
         if not isinstance(id_, str):
             raise TypeError(f"dead letter ids are strings, not {type(id_).__name__}")
     return tuple(ids)
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -27,9 +27,6 @@ class Script:
     def evalsha(self, keys: tuple[bytes, ...], args: tuple[bytes | str | int, ...]) -> Command:
         return (b"EVALSHA", self.sha, len(keys), *keys, *args)
 
-    def eval(self, keys: tuple[bytes, ...], args: tuple[bytes | str | int, ...]) -> Command:
-        return (b"EVAL", self.source, len(keys), *keys, *args)
-
     def load(self) -> Command:
         return (b"SCRIPT", b"LOAD", self.source)
 

@@ -107,15 +107,17 @@ class Command(BaseCommand):
         def build() -> list[Part]:
             parts: list[Part] = []
             if channels:
-                parts.append(
-                    self.worker_class(
+                try:
+                    worker = self.worker_class(
                         application=application,
                         channels=channels,
                         channel_layer=layer,
                         settings=worker_settings,
                         require_type=classic is None,
                     )
-                )
+                except (TypeError, ValueError) as exc:
+                    raise CommandError(str(exc)) from exc
+                parts.append(worker)
             if options["connections"]:
                 from djwire.worker.connections import ConnectionHost
 
@@ -132,10 +134,11 @@ class Command(BaseCommand):
             f"Running worker for {' and '.join(what)} "
             f"(concurrency {worker_settings.concurrency}; Ctrl-C or SIGTERM stops)"
         )
+        parts = build()  # mistakes show now, before any reloader starts
         if reload:
             run_with_graceful_reloader(build, worker_settings.shutdown_timeout)
         else:
-            run_until_signalled(*build())
+            run_until_signalled(*parts)
 
 
 def run_with_graceful_reloader(build: Any, shutdown_timeout: float) -> None:

@@ -13,3 +13,10 @@ def hello(request: HttpRequest) -> HttpResponse:
 
 def echo_body(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.body[::-1], content_type="application/octet-stream")
+
+
+def slow(request: HttpRequest) -> HttpResponse:
+    import time
+
+    time.sleep(float(request.GET.get("s", "5")))
+    return HttpResponse("slept")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import override_settings
 from redis.asyncio.connection import SSLConnection
 
+from djwire.checks import check_channel_layers
 from djwire.exceptions import InvalidChannelLayerError
 from djwire.layers import channel_layers
 from djwire.layers.redis import RedisChannelLayer
@@ -193,6 +198,35 @@ def test_every_limit_has_a_safe_default() -> None:
     assert limits.max_pending >= 1000 and limits.inbox_capacity >= 1000
     assert 0 < limits.connect_timeout <= 10 and 0 < limits.retry_timeout <= 10
     assert limits.reconnect_backoff[1] < limits.restart_grace
+
+
+def test_each_limit_is_a_keyword_of_the_constructor_with_its_default() -> None:
+    parameters = inspect.signature(RedisChannelLayer).parameters
+    for limit in dataclasses.fields(Limits):
+        assert parameters[limit.name].default == limit.default
+        assert parameters[limit.name].kind is inspect.Parameter.KEYWORD_ONLY
+    layer = RedisChannelLayer(max_batch=7, reconnect_backoff=[0.1, 0.2], restart_grace=0)
+    assert layer.limits == Limits(max_batch=7, reconnect_backoff=(0.1, 0.2), restart_grace=0)
+
+
+def test_manage_py_check_names_an_unknown_key_and_lists_the_limits(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "djwire.layers.redis.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"], "max_batchh": 10},
+        }
+    }
+    (message,) = check_channel_layers()
+    assert message.id == "djwire.E007"
+    assert "max_batchh" in message.msg
+    assert "max_batch" in message.hint and "restart_grace" in message.hint
+
+
+def test_the_docs_limits_table_lists_every_limit_with_its_default() -> None:
+    docs = (Path(__file__).parents[3] / "docs" / "layers.md").read_text()
+    section = docs.split("### Limits", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", section, re.MULTILINE)
+    assert rows == [(limit.name, repr(limit.default)) for limit in dataclasses.fields(Limits)]
 
 
 def test_unknown_option_is_reported_by_the_settings_loader() -> None:

@@ -323,7 +323,7 @@ async def test_remote_burst_beyond_a_channels_capacity_is_dropped_and_counted(
     receiver = make_layer(capacity=5, inbox_capacity=8)
     channel = await receiver.new_channel()
     parked = f"specific.{receiver.token}!parked"  # nobody receives: fills the inbox
-    receiver._inbox_feed.stop()  # type: ignore[union-attr]
+    receiver.feeds.inbox.stop()  # type: ignore[union-attr]
     await asyncio.sleep(0.05)
     for n in range(8):
         await sender.send(parked, {"type": "n", "n": n})

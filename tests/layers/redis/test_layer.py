@@ -29,7 +29,7 @@ async def test_group_send_crosses_redis_once_per_process_not_per_member(
     sender, receiver = make_layer(), make_layer()
     members = [await receiver.new_channel() for _ in range(1000)]
     await asyncio.gather(*(receiver.group_add("big", channel) for channel in members))
-    receiver._inbox_feed.stop()  # type: ignore[union-attr]  # hold the inbox still
+    receiver.feeds.inbox.stop()  # type: ignore[union-attr]  # hold the inbox still
     await asyncio.sleep(0.05)
     await sender.group_send("big", {"type": "news", "text": "x" * 100})
     inbox = receiver.keys.inbox(receiver.token)
@@ -142,7 +142,7 @@ async def test_arrivals_beyond_a_local_channels_capacity_are_dropped_counted_and
 async def test_messages_from_another_process_expire(make_layer: MakeLayer) -> None:
     sender, receiver = make_layer(expiry=1), make_layer(expiry=1)
     channel = await receiver.new_channel()
-    receiver._inbox_feed.stop()  # type: ignore[union-attr]
+    receiver.feeds.inbox.stop()  # type: ignore[union-attr]
     await asyncio.sleep(0.05)
     await sender.send(channel, {"type": "stale"})
     await asyncio.sleep(1.2)
@@ -243,8 +243,8 @@ async def test_discarding_another_processes_last_member_stops_pushes_to_it(
     await manager.group_add("room", mine)
     await owner.group_add("room", theirs)
     await manager.group_discard("room", theirs)  # e.g. a worker removing a socket
-    await eventually(lambda: not owner.local_groups.members("room"), seconds=5)
-    owner._inbox_feed.stop()  # type: ignore[union-attr]  # count what arrives from now on
+    await eventually(lambda: not owner.group_ops.own.members("room"), seconds=5)
+    owner.feeds.inbox.stop()  # type: ignore[union-attr]  # count what arrives from now on
     await asyncio.sleep(0.05)
     for n in range(5):
         await manager.group_send("room", {"type": "n", "n": n})
@@ -264,8 +264,8 @@ async def test_discarding_one_of_two_members_of_another_process_keeps_pushing(
     assert (await receive(owner, second))["type"] == "still"
     await nothing_for(owner, first)
     await manager.group_discard("room", second)
-    await eventually(lambda: not owner.local_groups.members("room"), seconds=5)
-    owner._inbox_feed.stop()  # type: ignore[union-attr]
+    await eventually(lambda: not owner.group_ops.own.members("room"), seconds=5)
+    owner.feeds.inbox.stop()  # type: ignore[union-attr]
     await asyncio.sleep(0.05)
     await manager.group_send("room", {"type": "nobody"})
     assert inbox_length(redis_server, owner) == 0
@@ -293,8 +293,8 @@ async def test_a_process_whose_members_expired_leaves_the_group(
     sender, owner = make_layer(group_expiry=1), make_layer(group_expiry=1)
     for _ in range(3):
         await sender.group_add("short", await owner.new_channel())
-    await eventually(lambda: len(owner.local_groups.members("short")) == 3, seconds=5)
-    owner._inbox_feed.stop()  # type: ignore[union-attr]
+    await eventually(lambda: len(owner.group_ops.own.members("short")) == 3, seconds=5)
+    owner.feeds.inbox.stop()  # type: ignore[union-attr]
     await asyncio.sleep(1.1)
     await sender.group_send("short", {"type": "late"})
     assert inbox_length(redis_server, owner) == 0

@@ -80,7 +80,7 @@ async def test_sender_and_receiver_agree_on_the_shard(make_sharded_layer) -> Non
             assert (await asyncio.wait_for(layer.receive(channel), 5))["type"] == "hi"
     # Each process inbox lives on exactly the shard its tag hashes to.
     for layer in receivers:
-        layer._inbox_feed.stop()  # type: ignore[union-attr]  # let items stay in Redis
+        layer.feeds.inbox.stop()  # type: ignore[union-attr]  # let items stay in Redis
     await asyncio.sleep(0.05)
     for layer in receivers:
         await senders[0].send(f"specific.{layer.token}!idle", {"type": "parked"})

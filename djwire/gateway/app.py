@@ -47,6 +47,8 @@ class GatewayApp:
         self.owned: dict[str, set[Link]] = {}
         self.waiting: set[Link] = set()
         self.lingering: set[Link] = set()
+        #: Links with events their worker has not acknowledged yet.
+        self.unsettled: set[Link] = set()
         #: worker channel -> when it last gave a sign of life (monotonic)
         self.workers: dict[str, float] = {}
         self.started_at = 0.0
@@ -109,6 +111,17 @@ class GatewayApp:
                     "Gateway mode with %s: it lives in one process, so only workers in this "
                     "process can serve the gateway. Use the Redis (or IPC) layer.",
                     type(layer).__name__,
+                )
+            capacity = layer.get_capacity(protocol.CONNECTION_PREFIX + "x!x")
+            if capacity < protocol.REPLY_WINDOW + 16:
+                logger.warning(
+                    "Gateway: connection channels hold %d messages (the layer's capacity for "
+                    "%s*); a worker may have %d replies in flight for one connection, so "
+                    "give them at least %d (channel_capacity) or replies will be dropped",
+                    capacity,
+                    protocol.CONNECTION_PREFIX,
+                    protocol.REPLY_WINDOW,
+                    protocol.REPLY_WINDOW + 16,
                 )
             self.layer = layer
             self.channel = await layer.new_channel(protocol.GATEWAY_PREFIX)
@@ -227,6 +240,8 @@ class GatewayApp:
                         link.owner_silent()
             for link in list(self.lingering):
                 link.wake.set()  # time to see whether it may go
+            for link in list(self.unsettled):
+                link.resend_if_stalled(now)
             timeout = self.settings.worker_timeout
             for worker, seen in list(self.workers.items()):
                 if now - seen > 60 * timeout:

@@ -59,16 +59,42 @@ class Link:
         self.first_posted = 0.0
         self.finished = False
         self.wake = asyncio.Event()
+        self.replies_done = 0  # REPLYs of the current owner passed on (see CREDIT)
+        self.progress_at = 0.0  # when the owner last acknowledged (or we last resent)
+        self.acked = 0  # the highest event number a worker acknowledged
 
     # -- numbering and ownership ----------------------------------------------------------
 
     async def push(self, event: dict[str, Any]) -> None:
         """Number an event and send it to the owner, or keep it until there is one."""
         self.seq += 1
+        if not self.unacked:
+            self.progress_at = time.monotonic()
         self.unacked.append((self.seq, event))
+        self.app.unsettled.add(self)
         if self.owner is not None and self.sent_upto == self.seq - 1:
             self.sent_upto = self.seq
             await self._send_event(self.owner, self.seq, event)
+
+    def resend_if_stalled(self, now: float) -> None:
+        """Events sent but not acknowledged for ``resend_after``: send them again (one may
+        have been dropped on the way; the worker ignores those it already has)."""
+        if not self.unacked:
+            self.app.unsettled.discard(self)
+            return
+        owner = self.owner
+        if owner is None or now - self.progress_at < self.settings.resend_after:
+            return
+        self.progress_at = now
+        self.app.spawn(
+            self._resend(owner, [item for item in self.unacked if item[0] <= self.sent_upto])
+        )
+
+    async def _resend(self, owner: str, events: list[tuple[int, dict[str, Any]]]) -> None:
+        for seq, event in events:
+            if self.owner != owner:
+                return
+            await self._send_event(owner, seq, event)
 
     async def _send_event(self, owner: str, seq: int, event: dict[str, Any]) -> None:
         message = {
@@ -107,6 +133,7 @@ class Link:
     def post_open(self) -> None:
         """Offer the connection to any worker (again), with what it needs to go on."""
         self.epoch += 1
+        self.replies_done = 0
         self.set_owner(None)
         now = time.monotonic()
         if self.waiting_since is None and self.epoch == 1:
@@ -120,6 +147,7 @@ class Link:
             "epoch": self.epoch,
             "scope": protocol.portable_scope(self.scope),
             "events": [[seq, event] for seq, event in self.unacked],
+            "acked": self.acked,
             "state": self.state,
         }
         self.app.spawn(self._post(message))
@@ -155,8 +183,14 @@ class Link:
         if epoch != self.epoch:
             return
         unacked = self.unacked
+        if seq > self.acked:
+            self.acked = seq
+        if unacked and unacked[0][0] <= seq:
+            self.progress_at = time.monotonic()
         while unacked and unacked[0][0] <= seq:
             unacked.popleft()
+        if not unacked:
+            self.app.unsettled.discard(self)
         if state is not None:
             self.state = state
         self.wake.set()
@@ -219,6 +253,7 @@ class Link:
         self.set_owner(None)
         self.set_waiting(None)
         self.app.lingering.discard(self)
+        self.app.unsettled.discard(self)
 
     def receive_conn(self) -> asyncio.Future[dict[str, Any]]:
         claim = getattr(self.layer, "claim_receive", None)
@@ -232,6 +267,7 @@ class Link:
         if kind == protocol.REPLY:
             if message.get("epoch") == self.epoch:
                 await self.on_reply(message["event"])
+                self._credit()
         elif kind == protocol.CLAIM:
             await self.on_claim(message["worker"], message["epoch"])
         elif kind == protocol.RELEASE:
@@ -243,6 +279,18 @@ class Link:
 
     async def on_reply(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _credit(self) -> None:
+        """Let the owner send more replies once enough went to the client."""
+        self.replies_done += 1
+        if self.replies_done % protocol.CREDIT_EVERY == 0 and self.owner is not None:
+            message = {
+                "type": protocol.CREDIT,
+                "conn": self.conn,
+                "epoch": self.epoch,
+                "n": protocol.CREDIT_EVERY,
+            }
+            self.app.spawn(self.layer.send(self.owner, message))
 
     async def on_direct(self, message: dict[str, Any]) -> None:
         logger.warning("Gateway: %s got a socket message; dropped", self.kind)
@@ -386,11 +434,11 @@ class WebSocketLink(Link):
             self.closed = True
             self.layer.detach_socket(self.conn)
             await self._send(event)
-        elif kind in (
-            "websocket.send",
-            "websocket.http.response.start",
-            "websocket.http.response.body",
-        ):
+        elif kind == "websocket.send" and not self.accepted:
+            logger.warning(
+                "Gateway: a websocket.send before the accept was dropped (%s)", self.conn
+            )
+        elif kind in _PASSED_ON:
             await self._send(event)
         else:
             logger.warning("Gateway: unexpected reply %r for a WebSocket; ignored", kind)

@@ -16,6 +16,7 @@ to the worker that runs the connection.
     CONFIRM  -> worker channel            it does: start the application
     EVENT    -> worker channel            one client event or layer message, numbered
              <- REPLY     (conn channel)  an ASGI event for the client
+    CREDIT   -> worker channel            REPLYs sent on to the client: send more
              <- websocket.send            straight to the socket
              <- ACKS      (gateway channel) events handled, and the consumer's state
              <- RELEASE   (conn channel)  a stopping worker hands the connection back
@@ -43,6 +44,7 @@ EVENT = "djwire.gateway.event"
 CLAIM = "djwire.gateway.claim"
 CONFIRM = "djwire.gateway.confirm"
 REPLY = "djwire.gateway.reply"
+CREDIT = "djwire.gateway.credit"
 ACKS = "djwire.gateway.acks"
 RELEASE = "djwire.gateway.release"
 REVOKE = "djwire.gateway.revoke"
@@ -57,13 +59,27 @@ CONNECTION_PREFIX = "djwire.conn."
 GATEWAY_PREFIX = "djwire.gateway."
 WORKER_PREFIX = "djwire.worker."
 
-#: Scope keys that do not cross to workers: server-side objects, not data.
-LOCAL_SCOPE_KEYS = frozenset({"extensions", "state"})
+#: REPLYs of one connection a worker may have in flight before it waits for CREDIT (a
+#: streamed response to a slow client must not overflow the connection's channel).
+REPLY_WINDOW = 64
+#: The gateway gives this much CREDIT back at a time, per connection.
+CREDIT_EVERY = 32
+
+#: Scope keys that do not cross to workers: the server's lifespan state, in its process.
+LOCAL_SCOPE_KEYS = frozenset({"state"})
 
 
 def portable_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a connection scope a worker can be sent (serializable data)."""
+    """The part of a connection scope a worker can be sent (serializable data).
+
+    ASGI extensions that are plain data (``websocket.http.response``: ``{}``) cross;
+    server-side objects (djwire's direct socket) do not.
+    """
     portable = {key: value for key, value in scope.items() if key not in LOCAL_SCOPE_KEYS}
+    extensions = scope.get("extensions") or {}
+    portable["extensions"] = {
+        name: value for name, value in extensions.items() if isinstance(value, dict)
+    }
     portable["headers"] = [[name, value] for name, value in scope.get("headers", ())]
     for key in ("client", "server"):
         if portable.get(key) is not None:

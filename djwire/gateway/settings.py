@@ -8,6 +8,7 @@
         "worker_timeout": 1.0,            # silent this long = dead; its connections move
         "gateway_timeout": 5.0,           # a gateway silent this long lost its sockets
         "claim_timeout": 5.0,             # a new connection not taken by then is re-posted
+        "resend_after": 2.0,              # events unacknowledged this long are sent again
         "open_timeout": 30.0,             # ... and given up (503 / close 1013) after this
         "max_pending": 1000,              # connections waiting for a worker; beyond: 503
         "max_unacked": 100,               # events in flight per connection; beyond: stop reading
@@ -34,6 +35,7 @@ class GatewaySettings:
     worker_timeout: float = 1.0
     gateway_timeout: float = 5.0
     claim_timeout: float = 5.0
+    resend_after: float = 2.0
     open_timeout: float = 30.0
     max_pending: int = 1000
     max_unacked: int = 100
@@ -44,7 +46,13 @@ class GatewaySettings:
     def __post_init__(self) -> None:
         if not self.channel or "!" in self.channel:
             raise ValueError("channel must be a named channel (no '!')")
-        timeouts = ("worker_timeout", "gateway_timeout", "claim_timeout", "open_timeout")
+        timeouts = (
+            "worker_timeout",
+            "gateway_timeout",
+            "claim_timeout",
+            "open_timeout",
+            "resend_after",
+        )
         for name in ("heartbeat_interval", *timeouts):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -158,6 +158,16 @@ class BaseChannelLayer:
     ) -> list[tuple[re.Pattern[str], int]]:
         return compile_capacities(channel_capacity)
 
+    def configured_capacity(self, channel: str) -> bool:
+        """Whether a ``channel_capacity`` pattern of the configuration matches ``channel``."""
+        return any(regex.match(channel) for regex, _ in self.channel_capacity)
+
+    def set_capacity(self, pattern: str | re.Pattern[str], capacity: int) -> None:
+        """Give channels matching ``pattern`` (a glob or a regex) this capacity, ahead of
+        the configured patterns. For channels a process makes and drains itself."""
+        self.channel_capacity[:0] = compile_capacities({pattern: capacity})
+        self._capacity_cache.clear()
+
     def get_capacity(self, channel: str) -> int:
         """The capacity of ``channel``: the first matching pattern's, else the default."""
         if not self.channel_capacity:

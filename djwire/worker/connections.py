@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from typing import Any
 
+from djwire.exceptions import RouteNotFound
 from djwire.gateway import protocol
 from djwire.gateway.settings import GatewaySettings
 from djwire.layers import BaseChannelLayer
@@ -41,6 +43,28 @@ TAKE_BATCH = 16
 ACK_INTERVAL = 0.01
 #: How often a worker lists its connections to their gateways, which revoke stale ones.
 AUDIT_INTERVAL = 2.0
+#: Events of a connection kept while one before them is missing (it is sent again).
+MAX_EARLY_EVENTS = 1000
+#: Capacity of a connection worker's own channel, unless configured otherwise.
+WORKER_CHANNEL_CAPACITY = 10_000
+
+
+class _Replied:
+    """What the application has sent so far: enough to close what it leaves open."""
+
+    __slots__ = ("closed", "finished", "started")
+
+    def __init__(self) -> None:
+        self.started = self.finished = self.closed = False
+
+    def note(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "http.response.start":
+            self.started = True
+        elif kind == "http.response.body" and not event.get("more_body", False):
+            self.finished = True
+        elif kind == "websocket.close" or kind == "websocket.http.response.body":
+            self.closed = True
 
 
 class HostedConnection:
@@ -53,16 +77,22 @@ class HostedConnection:
         self.epoch: int = message["epoch"]
         events = [(int(seq), event) for seq, event in message.get("events", ())]
         self.events: deque[tuple[int, dict[str, Any]]] = deque(events)
-        self.last_seq = events[-1][0] if events else 0
-        self.resumed = not (events and events[0][0] == 1)
+        self.early: dict[int, dict[str, Any]] = {}  # arrived ahead of a missing one
+        # Events up to ``acked`` were handled by an earlier worker; numbering goes on.
+        acked = int(message.get("acked", 0))
+        self.last_seq = events[-1][0] if events else acked
+        self.resumed = acked > 0
         self.saved_state: bytes | None = message.get("state")
-        self.done_seq = events[0][0] - 1 if events else self.last_seq
+        self.done_seq = acked
         self.current: tuple[int, dict[str, Any]] | None = None
         scope = protocol.worker_scope(message["scope"])
-        scope["extensions"] = {WORKER_EXTENSION: self}
+        scope["extensions"] = {**(scope.get("extensions") or {}), WORKER_EXTENSION: self}
         self.scope = scope
         self.is_websocket = scope.get("type") == "websocket"
         self.consumer: Any = None
+        self.replied = _Replied()
+        self.in_flight = 0  # REPLYs the gateway has not credited yet
+        self.credit = asyncio.Event()
         self.absorb_accept = False
         self.released = False
         self.claimed_at = time.monotonic()
@@ -114,22 +144,36 @@ class HostedConnection:
         if self.absorb_accept and kind == "websocket.accept":
             self.absorb_accept = False
             return
+        self.replied.note(event)
         layer = self.host.layer
         if kind == "websocket.send" and len(event) == 2:
             # As it is: the gateway writes it straight to the socket.
             await layer.send(self.conn, event)
         else:
-            await layer.send(
-                self.conn, {"type": protocol.REPLY, "epoch": self.epoch, "event": event}
-            )
+            while self.in_flight >= protocol.REPLY_WINDOW:
+                # The gateway is behind (a slow client): wait, as send() does in-process.
+                self.credit.clear()
+                await self.credit.wait()
+            self.in_flight += 1
+            reply = {"type": protocol.REPLY, "epoch": self.epoch, "event": event}
+            await layer.send(self.conn, reply)
 
     # -- events ------------------------------------------------------------------------
 
     def deliver(self, seq: int, event: dict[str, Any]) -> None:
-        if seq <= self.last_seq:
+        """Queue event ``seq`` for the application, in order, each once."""
+        if seq <= self.last_seq or seq in self.early:
             return  # a duplicate: already queued or handled
+        if seq != self.last_seq + 1:
+            # One before it went missing (a full channel): the gateway sends it again.
+            if len(self.early) < MAX_EARLY_EVENTS:
+                self.early[seq] = event
+            return
         self.last_seq = seq
         self.events.append((seq, event))
+        while (later := self.early.pop(self.last_seq + 1, None)) is not None:
+            self.last_seq += 1
+            self.events.append((self.last_seq, later))
         self.arrived.set()
 
     def _done(self, seq: int) -> None:
@@ -159,33 +203,43 @@ class HostedConnection:
         self.task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
+        """The application returned or raised: close what it left open, as the
+        interface server does in-process."""
         self.host.forget(self)
         if task.cancelled() or self.released:
             return
         error = task.exception()
         if self.current is not None:
             self._done(self.current[0])  # handled, if badly: not to be run again
-        if error is not None:
+        path = self.scope.get("path")
+        if isinstance(error, RouteNotFound):
+            logger.warning("Not Found: %s %s (%s)", self.scope.get("type"), path, error)
+        elif error is not None:
             logger.error(
-                "The application for %s %s raised; closing it",
+                "Exception in ASGI application for %s %s",
                 self.scope.get("type"),
-                self.scope.get("path"),
+                path,
                 exc_info=error,
             )
-            if self.is_websocket:
-                self.host.spawn(self.send({"type": "websocket.close", "code": 1011}))
-            else:
-                self.host.spawn(self._answer_500())
+        if self.is_websocket:
+            if not self.replied.closed:
+                code = 1000 if error is None else 1011
+                self.host.spawn(self.send({"type": "websocket.close", "code": code}))
+        elif not self.replied.finished:
+            if error is None:
+                logger.error(
+                    "ASGI application returned without finishing its response to %s", path
+                )
+            self.host.spawn(self._end_response(404 if isinstance(error, RouteNotFound) else 500))
 
-    async def _answer_500(self) -> None:
-        await self.send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-            }
-        )
-        await self.send({"type": "http.response.body", "body": b"Internal Server Error\n"})
+    async def _end_response(self, status: int) -> None:
+        if not self.replied.started:
+            text = b"Not Found\n" if status == 404 else b"Internal Server Error\n"
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            await self.send({"type": "http.response.start", "status": status, "headers": headers})
+            await self.send({"type": "http.response.body", "body": text})
+        else:
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def release(self) -> None:
         """Hand the connection back to its gateway, for another worker to run."""
@@ -256,6 +310,14 @@ class ConnectionHost:
 
     async def handle(self) -> None:
         self.channel = await self.layer.new_channel(protocol.WORKER_PREFIX)
+        if not self.layer.configured_capacity(self.channel):
+            # Events for every connection of this worker share its channel, which it
+            # drains into per-connection queues at once; a busy moment must not
+            # overflow it (what does is sent again, after resend_after).
+            own = self.channel.partition("!")[0] + "!"
+            self.layer.set_capacity(
+                re.compile(re.escape(own)), max(self.layer.capacity, WORKER_CHANNEL_CAPACITY)
+            )
         await self.layer.group_add(protocol.WORKERS_GROUP, self.channel)
         logger.info(
             "Connection worker %s taking connections from %s",
@@ -375,9 +437,19 @@ class ConnectionHost:
                 continue
             kind = message.get("type")
             hosted = self.connections.get(message.get("conn", ""))
-            if kind == protocol.EVENT:
+            if kind in (protocol.EVENT, protocol.CONFIRM) and (
+                hosted is None or hosted.epoch < message["epoch"]
+            ):
+                # The gateway thinks this worker runs a connection it does not (any
+                # more): hand it back, so the gateway gives it to a worker that will.
+                self.spawn(self._disown(message["conn"], message["epoch"]))
+            elif kind == protocol.EVENT:
                 if hosted is not None and hosted.epoch == message["epoch"] and not hosted.released:
                     hosted.deliver(message["seq"], message["event"])
+            elif kind == protocol.CREDIT:
+                if hosted is not None and hosted.epoch == message["epoch"]:
+                    hosted.in_flight = max(0, hosted.in_flight - int(message["n"]))
+                    hosted.credit.set()
             elif kind == protocol.CONFIRM:
                 if hosted is not None and hosted.epoch == message["epoch"] and hosted.task is None:
                     hosted.start()
@@ -420,11 +492,25 @@ class ConnectionHost:
                 await self._audit()
             await asyncio.sleep(settings.heartbeat_interval)
 
+    async def _disown(self, conn: str, epoch: int) -> None:
+        message = {
+            "type": protocol.RELEASE,
+            "worker": self.channel,
+            "epoch": epoch,
+            "seq": 0,
+            "state": None,
+        }
+        with contextlib.suppress(Exception):
+            await self.layer.send(conn, message)
+
     async def _audit(self) -> None:
         """List held connections to their gateways, which revoke any moved elsewhere."""
         held: dict[str, list[list[Any]]] = {}
         for hosted in self.connections.values():
-            held.setdefault(hosted.gateway, []).append([hosted.conn, hosted.epoch])
+            # Only confirmed ones: an unconfirmed claim may still be on its way to the
+            # gateway, which would take this list to mean "held by someone else".
+            if hosted.task is not None and not hosted.released:
+                held.setdefault(hosted.gateway, []).append([hosted.conn, hosted.epoch])
         for gateway, conns in held.items():
             message = {"type": protocol.ACKS, "worker": self.channel, "acks": [], "held": conns}
             with contextlib.suppress(Exception):

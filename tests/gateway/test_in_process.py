@@ -26,6 +26,7 @@ from tests.server.support import serve
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT = 5
+STREAMED_CHUNKS = 300
 FAST = GatewaySettings(heartbeat_interval=0.05, worker_timeout=0.3, claim_timeout=1.0)
 
 
@@ -59,7 +60,21 @@ class SyncEcho(WebsocketConsumer):
         self.send(text_data=f"echo:{text_data}")
 
 
+class Broken(AsyncJsonWebsocketConsumer):
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the consumer")
+
+
 async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["path"] == "/silent/":
+        return  # returns without a response: the worker answers 500 for it
+    if scope["path"] == "/stream/":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for n in range(STREAMED_CHUNKS):
+            chunk = b"%05d" % n * 2000
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
     event = await receive()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"x-n", b"1")]})
     await send({"type": "http.response.body", "body": b"hello " + event.get("body", b"")})
@@ -69,7 +84,11 @@ application = ProtocolTypeRouter(
     {
         "http": hello,
         "websocket": URLRouter(
-            [path("count/<room>/", Counter.as_asgi()), path("echo/", SyncEcho.as_asgi())]
+            [
+                path("count/<room>/", Counter.as_asgi()),
+                path("echo/", SyncEcho.as_asgi()),
+                path("broken/", Broken.as_asgi()),
+            ]
         ),
     }
 )
@@ -224,3 +243,93 @@ async def test_past_max_pending_new_handshakes_and_requests_get_503(
                 async with await opening as ws:
                     await ws.send(json.dumps({}))
                     assert await recv_json(ws) == {"count": 1}
+
+
+async def test_what_the_application_leaves_open_is_closed_as_in_process(
+    layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+    gateway = GatewayApp(FAST)
+    async with running_worker(layer), serve(gateway) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.url("/no/such/route/"))
+        assert refused.value.response.status_code == 403
+        async with connect(server.url("/broken/")) as ws:
+            await ws.send(json.dumps({}))
+            with pytest.raises(ConnectionClosedError):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 1011
+
+        def fetch() -> int:
+            try:
+                with urllib.request.urlopen(server.url("/silent/", "http"), timeout=TIMEOUT):
+                    return 200
+            except urllib.error.HTTPError as error:
+                return int(error.code)
+
+        assert await asyncio.to_thread(fetch) == 500
+    assert "Not Found: websocket /no/such/route/" in caplog.text
+    assert "a bug in the consumer" in caplog.text
+
+
+async def test_a_long_streamed_response_reaches_a_slow_client_whole(
+    layer: InMemoryChannelLayer,
+) -> None:
+    gateway = GatewayApp(FAST)
+    async with running_worker(layer), serve(gateway) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /stream/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = bytearray()
+        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+            received += chunk
+            await asyncio.sleep(0.005)  # a slow client: the worker must wait, not drop
+        writer.close()
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    # chunked transfer coding: take the chunk sizes out
+    data = bytearray()
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        data += body[:size]
+        body = body[size + 2 :]
+    expected = b"".join(b"%05d" % n * 2000 for n in range(STREAMED_CHUNKS))
+    assert len(data) == len(expected) and data == expected
+    assert layer.stats.dropped_full == 0
+
+
+async def test_a_classic_connection_moves_to_another_worker_and_goes_on(
+    layer: InMemoryChannelLayer,
+) -> None:
+    from djwire.classic.app import ClassicWebsocketApp
+
+    classic = ClassicWebsocketApp("tests.gateway.project.classic.channel_routing")
+
+    @contextlib.asynccontextmanager
+    async def classic_worker() -> AsyncIterator[ConnectionHost]:
+        host = ConnectionHost(classic, layer, WorkerSettings(shutdown_timeout=2), FAST)
+        task = asyncio.ensure_future(host.handle())
+        try:
+            yield host
+        finally:
+            await host.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    gateway = GatewayApp(FAST)
+    async with serve(gateway) as server, contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(classic_worker())
+        ws = await stack.enter_async_context(connect(server.url("/")))
+        await ws.send("one")  # handled on the first worker, which acknowledges it
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "one"
+        await stack.enter_async_context(classic_worker())
+        await first.stop()  # the connection moves, with nothing left to replay
+        for text in ("two", "three"):
+            await ws.send(text)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == text

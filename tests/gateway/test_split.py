@@ -8,6 +8,7 @@ and killed while 50 clients chat; no socket may close and no message may be lost
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
@@ -196,6 +197,11 @@ def check_chat_across_restarts(deployment: Deployment, classic: bool) -> None:
             problems.append(
                 f"{chatter.name} got {len(texts)} ({len(set(texts))} distinct) of {sent}"
             )
+            if chatter.name == "c0":
+                everything = {f"c{n}-{r}" for n in range(len(chatters)) for r in range(12)}
+                everything |= {f"c{n}-hello" for n in range(len(chatters))}
+                missing = sorted(everything - set(texts))
+                problems.append(f"missing: {missing[:80]}")
         seen = [message.get("seen") for message in chatter.received]
         if not classic and seen != list(range(1, len(seen) + 1)):
             problems.append(f"{chatter.name}: its consumer's counter went {seen[:5]}...")
@@ -521,3 +527,38 @@ def test_a_request_whose_worker_dies_gets_502_and_a_graceful_stop_finishes_it(
         assert stopping.terminate() == 0
         status, _, body = pending.result(timeout=TIMEOUT)
         assert (status, body) == (200, b"slept")
+
+
+@pytest.mark.parametrize("resend_after", ["0.5", "3600"])
+def test_events_a_full_worker_channel_dropped_are_sent_again_in_order(
+    redis: RedisServer, tmp_path: Path, resend_after: str
+) -> None:
+    """Fault injection: the worker's channel holds 2 messages, so most of a burst of
+    events is dropped on arrival (and counted); the gateway sends them again."""
+    redis.command("FLUSHALL")
+    deployment = Deployment(redis, tmp_path)
+    deployment.env["DJWIRE_TEST_WORKER_CAPACITY"] = "2"
+    deployment.env["DJWIRE_TEST_RESEND_AFTER"] = resend_after
+    try:
+        port = deployment.gateway()
+        deployment.worker("--connections")
+
+        async def burst() -> list[int]:
+            url = f"ws://127.0.0.1:{port}/chat/burst/?b"
+            async with connect(url, open_timeout=TIMEOUT) as ws:
+                await ws.send(json.dumps({"text": "m0", "block": 0.5}))
+                for n in range(1, 30):
+                    await ws.send(json.dumps({"text": f"m{n}"}))
+                seen = []
+                with contextlib.suppress(TimeoutError):
+                    for _ in range(30):
+                        seen.append(json.loads(await asyncio.wait_for(ws.recv(), 5))["seen"])
+                return seen
+
+        seen = asyncio.run(burst())
+    finally:
+        deployment.stop()
+    if resend_after == "3600":  # without resending the burst stalls: the test can fail
+        assert seen != list(range(1, 31))
+    else:
+        assert seen == list(range(1, 31)), deployment.logs_text()

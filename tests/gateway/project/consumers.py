@@ -20,6 +20,9 @@ class Chat(AsyncJsonWebsocketConsumer):
         await self.accept()
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if content.get("block"):
+            # Fault injection: hold this worker's event loop, so events pile up for it.
+            time.sleep(float(content["block"]))  # noqa: ASYNC251
         await self.channel_layer.group_send(
             self.room, {"type": "chat.message", "text": content["text"], "from": self.who}
         )

@@ -38,7 +38,17 @@ CHANNEL_LAYERS = {
         },
     }
 }
-DJWIRE_GATEWAY = {"heartbeat_interval": 0.2, "worker_timeout": 1.0, "claim_timeout": 2.0}
+if os.environ.get("DJWIRE_TEST_WORKER_CAPACITY"):
+    # Fault injection: worker channels that hold only this many messages.
+    CHANNEL_LAYERS["default"]["CONFIG"]["channel_capacity"] = {
+        "djwire.worker.*": int(os.environ["DJWIRE_TEST_WORKER_CAPACITY"])
+    }
+DJWIRE_GATEWAY = {
+    "heartbeat_interval": 0.2,
+    "worker_timeout": 1.0,
+    "claim_timeout": 2.0,
+    "resend_after": float(os.environ.get("DJWIRE_TEST_RESEND_AFTER", "0.5")),
+}
 DJWIRE_RELIABLE_CHANNELS = {
     "tasks": {"lease": 2.0, "max_attempts": 3, "backoff": (0.1, 0.2)},
 }

@@ -257,7 +257,7 @@ def section_lines(data: dict[str, Any] | None = None) -> list[str]:
         "",
         "The status is judged on the per-second medians. The machine is shared: when "
         "other users' processes take part of the server core, a stack of three processes "
-        "gets a bigger share of it than a single process, so the ratio of work per server "
+        "can get a bigger share of it than a single process, so the ratio of work per server "
         "CPU-second (the stack's processes' own CPU time) is given too.",
         "",
         "| metric | gateway (all on one core) | daphne in-process | ratio | "

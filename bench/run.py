@@ -602,9 +602,12 @@ def noise_lines(results: Results) -> list[str]:
     return lines
 
 
-def versions() -> str:
-    names = ["django", "asgiref", "channels", "daphne", "twisted", "uvicorn", "gunicorn",
+#: The packages whose versions the report names.
+VERSIONED = ["django", "asgiref", "channels", "daphne", "twisted", "uvicorn", "gunicorn",
              "websockets", "httptools", "uvloop", "picows"]  # fmt: skip
+
+
+def versions(names: list[str] = VERSIONED) -> str:
     parts = []
     for name in names:
         with contextlib.suppress(metadata.PackageNotFoundError):

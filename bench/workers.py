@@ -47,10 +47,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -59,7 +59,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +74,8 @@ WINDOW = 64
 CONCURRENCY = 32
 sys.path.insert(0, str(ROOT))  # tests.support.redis_servers starts the servers
 sys.path.insert(0, str(HERE))
+
+import run  # noqa: E402  (bench/run.py: versions, machine)
 
 
 @dataclass(frozen=True)
@@ -349,10 +350,10 @@ def log_tail(stack: Stack, limit: int = 1500) -> str:
 # -- measurements -------------------------------------------------------------------------
 
 
-def measure(key: str, run: int, attempt: int, args: argparse.Namespace) -> dict[str, Any]:
+def measure(key: str, number: int, attempt: int, args: argparse.Namespace) -> dict[str, Any]:
     row = ROWS[key]
     count = args.channels_count if row.stack == "channels" else args.count
-    stack = Stack(args, f"{key}-run{run}-{attempt}")
+    stack = Stack(args, f"{key}-run{number}-{attempt}")
     try:
         if row.mode == "backlog":
             feeder = stack.feeder(row.stack, row.channel, 0, count)
@@ -545,56 +546,33 @@ def profile(key: str, args: argparse.Namespace) -> None:
 
 
 def calm(work: Any, attempts: int) -> dict[str, Any]:
-    from redis_noise import DISTURBED, foreign_load
+    """``work(attempt)``, repeated while other users disturbed it (redis_noise); each
+    result also gets the load average before/after and its attempt number."""
+    from redis_noise import calm_measurement
 
-    best: dict[str, Any] | None = None
-    for attempt in range(1, attempts + 1):
+    tries = itertools.count(1)
+
+    def once() -> dict[str, Any]:
+        attempt = next(tries)
         load_before = os.getloadavg()[0]
-        result, foreign = foreign_load(lambda attempt=attempt: work(attempt))
-        result["foreign_cores"] = round(foreign, 3)
+        result: dict[str, Any] = work(attempt)
         result["loadavg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         result["attempt"] = attempt
-        if best is None or foreign < best["foreign_cores"]:
-            best = result
-        if foreign <= DISTURBED:
-            break
-        time.sleep(2)
-    assert best is not None
-    return best
+        return result
+
+    return calm_measurement(once, attempts)
 
 
 # -- report ------------------------------------------------------------------------------
 
 
 def versions() -> str:
-    names = ["django", "asgiref", "channels", "channels_redis", "redis", "hiredis", "msgpack",
-             "uvloop"]  # fmt: skip
-    parts = []
-    for name in names:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            parts.append(f"{name} {metadata.version(name)}")
+    """run.py's line (djwire's commit and the packages), with Redis's side added."""
     server = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
     version = next((w[2:] for w in server.stdout.split() if w.startswith("v=")), "?")
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "djwire"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    where = f"djwire @ {commit or '?'}" + (" plus uncommitted changes in djwire/" if dirty else "")
-    return f"{where}; redis-server {version}, " + ", ".join(parts)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    system = f"Linux {platform.release()}, Python {platform.python_version()}"
-    return f"{cpu}, {os.cpu_count()} cores, {system}"
+    names = ["django", "asgiref", "channels", "channels_redis", "redis", "hiredis", "msgpack",
+             "uvloop"]  # fmt: skip
+    return f"redis-server {version}; " + run.versions(names)
 
 
 def median(samples: list[dict[str, Any]], key: str) -> float | None:
@@ -907,17 +885,18 @@ def main() -> None:
         "argv": sys.argv[1:],
         "args": vars(args),
         "when": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": machine(),
+        "machine": run.machine(),
         "versions": versions(),
         "samples": {},
     }
     if args.idle_seconds > 0:
         data["idle"] = measure_idle(args)
         print(f"idle: {json.dumps(data['idle'])}", flush=True)
-    for run in range(1, args.runs + 1):
+    for number in range(1, args.runs + 1):
         for key in rows:
             result = calm(
-                lambda attempt, key=key, run=run: measure(key, run, attempt, args), args.attempts
+                lambda attempt, key=key, number=number: measure(key, number, attempt, args),
+                args.attempts,
             )
             data["samples"].setdefault(key, []).append(result)
             brief = {
@@ -934,7 +913,7 @@ def main() -> None:
                 )
             }
             print(
-                f"[run {run}] {key}: {json.dumps(brief)}"
+                f"[run {number}] {key}: {json.dumps(brief)}"
                 + (f" ERROR {result['error'][:300]}" if "error" in result else ""),
                 flush=True,
             )

@@ -238,7 +238,6 @@ class Stack:
         env = self.env(stack, 0)
         command = [sys.executable, __file__, "_feed", stack, channel, str(start), str(count)]
         command.append(str(self.args.budget))
-        OUT.mkdir(exist_ok=True)
         process = subprocess.Popen(
             ["taskset", "-c", self.args.feed_cpu, *command], cwd=PROJECT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,

@@ -239,7 +239,7 @@ class GatewayApp:
                     for link in list(links):
                         link.owner_silent()
             for link in list(self.lingering):
-                link.wake.set()  # time to see whether it may go
+                link.poke()  # time to see whether it may go
             for link in list(self.unsettled):
                 link.resend_if_stalled(now)
             timeout = self.settings.worker_timeout

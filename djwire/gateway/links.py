@@ -38,6 +38,8 @@ class Link:
     """What websocket and HTTP links share: ownership, numbering, acknowledgements."""
 
     kind = "connection"
+    #: Whether a claim is confirmed before the worker starts the application.
+    confirms = True
 
     def __init__(self, app: GatewayApp, scope: Scope, receive: ASGIReceive, send: ASGISend):
         assert app.layer is not None
@@ -59,6 +61,8 @@ class Link:
         self.first_posted = 0.0
         self.finished = False
         self.wake = asyncio.Event()
+        self._wakeup: asyncio.Future[None] | None = None  # the serve loop, when idle
+        self._woken = False
         self.replies_done = 0  # REPLYs of the current owner passed on (see CREDIT)
         self.progress_at = 0.0  # when the owner last acknowledged (or we last resent)
         self.acked = 0  # the highest event number a worker acknowledged
@@ -168,11 +172,12 @@ class Link:
         self.set_owner(worker)
         self.set_waiting(None)
         self.app.saw(worker)
-        confirm = {"type": protocol.CONFIRM, "conn": self.conn, "epoch": epoch}
-        try:
-            await self.layer.send(worker, confirm)
-        except Exception:
-            logger.warning("Gateway: confirming %s to %s failed", self.conn, worker, exc_info=True)
+        if self.confirms:
+            confirm = {"type": protocol.CONFIRM, "conn": self.conn, "epoch": epoch}
+            try:
+                await self.layer.send(worker, confirm)
+            except Exception:
+                logger.warning("Gateway: confirming %s to %s failed", self.conn, worker)
         # Events that arrived after the OPEN was posted.
         for seq, event in list(self.unacked):
             if seq > self.sent_upto and self.owner == worker:
@@ -193,7 +198,7 @@ class Link:
             self.app.unsettled.discard(self)
         if state is not None:
             self.state = state
-        self.wake.set()
+        self.poke()
 
     def on_release(self, worker: str, epoch: int, seq: int, state: bytes | None) -> None:
         self.on_ack(epoch, seq, state)
@@ -238,7 +243,7 @@ class Link:
         """No worker took the connection within ``open_timeout``."""
         self.set_waiting(None)
         self.finished = True
-        self.wake.set()
+        self.poke()
 
     # -- the connection's channel -----------------------------------------------------------
 
@@ -266,7 +271,8 @@ class Link:
         kind = message.get("type")
         if kind == protocol.REPLY:
             if message.get("epoch") == self.epoch:
-                await self.on_reply(message["event"])
+                for event in message.get("events") or (message["event"],):
+                    await self.on_reply(event)
                 self._credit()
         elif kind == protocol.CLAIM:
             await self.on_claim(message["worker"], message["epoch"])
@@ -318,33 +324,69 @@ class Link:
     async def on_client_event(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def client_ready(self) -> bool:
+        """Whether the next client event may be read now."""
+        return True
+
+    def _client_future(self) -> asyncio.Future[dict[str, Any]]:
+        if self.client_ready():
+            # djwire's server hands out a future: no Task per client event.
+            return asyncio.ensure_future(self.receive())
+        return asyncio.ensure_future(self.next_client_event())
+
+    def poke(self) -> None:
+        """Something changed (acknowledgements, timers): look at the link again."""
+        self.wake.set()
+        self._woken = True
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
     async def serve(self) -> None:
-        """Handle client events and channel messages until the link is finished."""
-        client: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(self.next_client_event())
-        conn = self.receive_conn()
-        wake = asyncio.ensure_future(self.wake.wait())
+        """Handle client events and channel messages until the link is finished.
+
+        Each source has one pending future whose done-callback queues it; one wake-up
+        future is awaited when nothing is queued (no asyncio.wait per event)."""
+        loop = asyncio.get_running_loop()
+        ready: deque[tuple[bool, asyncio.Future[dict[str, Any]]]] = deque()
+
+        def arm(from_client: bool, future: asyncio.Future[dict[str, Any]]) -> Any:
+            def arrived(done: asyncio.Future[dict[str, Any]]) -> None:
+                ready.append((from_client, done))
+                wakeup = self._wakeup
+                if wakeup is not None and not wakeup.done():
+                    wakeup.set_result(None)
+
+            future.add_done_callback(arrived)
+            return future
+
+        client = arm(True, self._client_future())
+        conn = arm(False, self.receive_conn())
         try:
             while not self.finished:
-                await asyncio.wait((client, conn, wake), return_when=asyncio.FIRST_COMPLETED)
-                if conn.done():
-                    message = conn.result()
-                    conn = self.receive_conn()
-                    await self.on_conn_message(message)
-                if client.done() and not self.finished:
-                    event = client.result()
-                    client = asyncio.ensure_future(self.next_client_event())
-                    await self.on_client_event(event)
-                if wake.done():
-                    self.wake.clear()
-                    wake = asyncio.ensure_future(self.wake.wait())
+                if not ready and not self._woken:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                if self._woken:
+                    self._woken = False
                     self.on_wake()
+                    continue
+                from_client, done = ready.popleft()
+                if from_client:
+                    # Handled before reading on: after a disconnect there is no next.
+                    await self.on_client_event(done.result())
+                    client = arm(True, self._client_future())
+                else:
+                    conn = arm(False, self.receive_conn())
+                    await self.on_conn_message(done.result())
         except _Finished:
             pass
         finally:
-            for pending in (client, conn, wake):
+            for pending in (client, conn):
                 pending.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.gather(client, conn, wake, return_exceptions=True)
+                await asyncio.gather(client, conn, return_exceptions=True)
 
     def on_wake(self) -> None:
         """Something changed (acks, timers): see whether the link is done."""
@@ -397,9 +439,12 @@ class WebSocketLink(Link):
         else:
             await self.send({"type": "websocket.close", "code": 1013})
 
+    def client_ready(self) -> bool:
+        # The worker is behind: stop reading, and the client's TCP window fills.
+        return not self.disconnected and len(self.unacked) < self.settings.max_unacked
+
     async def next_client_event(self) -> dict[str, Any]:
-        while not self.disconnected and len(self.unacked) >= self.settings.max_unacked:
-            # The worker is behind: stop reading, and the client's TCP window fills.
+        while not self.disconnected and not self.client_ready():
             self.wake.clear()
             await self.wake.wait()
         if self.disconnected:
@@ -486,6 +531,7 @@ class WebSocketLink(Link):
 
 class HttpLink(Link):
     kind = "HTTP request"
+    confirms = False  # the worker starts at once (see ConnectionHost._open)
 
     def __init__(self, app: GatewayApp, scope: Scope, receive: ASGIReceive, send: ASGISend):
         super().__init__(app, scope, receive, send)
@@ -540,11 +586,12 @@ class HttpLink(Link):
             )
             await self.send({"type": "http.response.body", "body": text.encode()})
 
+    def client_ready(self) -> bool:
+        return not self.client_gone
+
     async def next_client_event(self) -> dict[str, Any]:
-        if self.client_gone:
-            await asyncio.get_running_loop().create_future()
-        event: dict[str, Any] = await self.receive()
-        return event
+        await asyncio.get_running_loop().create_future()  # the client is gone: nothing more
+        raise AssertionError("unreachable")
 
     async def on_client_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "http.disconnect":
@@ -578,7 +625,7 @@ class HttpLink(Link):
         logger.error("Gateway: the worker running %s went away mid-request", self.conn)
         self.set_owner(None)
         self.finished = True
-        self.wake.set()
+        self.poke()
         if not self.response_started:
             self.app.spawn(self._respond(502, "Bad gateway: the worker went away\n"))
 

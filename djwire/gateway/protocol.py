@@ -13,9 +13,11 @@ to the worker that runs the connection.
     -------                              ------
     OPEN     -> connections channel      (any worker takes it)
              <- CLAIM     (conn channel)  this worker would run it, under ``epoch``
-    CONFIRM  -> worker channel            it does: start the application
+    CONFIRM  -> worker channel            it does: start the application (WebSockets;
+                                          an HTTP request starts at once)
     EVENT    -> worker channel            one client event or layer message, numbered
-             <- REPLY     (conn channel)  an ASGI event for the client
+             <- REPLY     (conn channel)  ASGI events for the client (``event``, or
+                                          ``events``: a response head with its first body)
     CREDIT   -> worker channel            REPLYs sent on to the client: send more
              <- websocket.send            straight to the socket
              <- ACKS      (gateway channel) events handled, and the consumer's state

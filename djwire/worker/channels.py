@@ -4,9 +4,10 @@
 project's application with scope ``{"type": "channel", "channel": "thumbnails"}``
 (usually a ``ChannelNameRouter``). Per channel:
 
-* one *taker* takes messages in batches - as many as there are free slots - so
-  at most ``concurrency`` messages are in this process at once, and several
-  worker processes on one channel share its messages (each goes to one of them);
+* one *taker* takes messages in batches - as many as there is room for - so at most
+  ``concurrency`` messages are in progress and ``prefetch`` more wait for a slot
+  (the next batch is on its way while the slots work), and several worker
+  processes on one channel share its messages (each goes to one of them);
 * ``concurrency`` *slots*, each an application instance (made on demand) that
   handles one message at a time: asking for the next message (calling
   ``receive()``) is what says the last one is done. Sync consumers of different
@@ -167,7 +168,8 @@ class ChannelRunner:
         self.stats = worker.stats[channel]
         self.stopping = False
         size = worker.settings.concurrency
-        self.free = asyncio.Semaphore(size)
+        # Room for messages in this process: the slots' and those taken ahead of them.
+        self.free = asyncio.Semaphore(worker.settings.taken_at_most)
         # Messages taken and not yet started, and slots waiting for one. A message is
         # handed straight to a waiting slot's receive() future: no queue, no task.
         self.backlog: deque[Delivery] = deque()
@@ -378,7 +380,7 @@ class ChannelRunner:
             )
         if current is not None:
             self._settle(current, ok=error is None, error=error)
-        if not self.stopping or self.backlog:
+        if not self.stopping:
             self._start(slot)
 
     def _give_back(self, delivery: Delivery, started: bool) -> None:
@@ -422,29 +424,22 @@ class ChannelRunner:
     # -- stopping ------------------------------------------------------------------------
 
     async def drain(self, grace: float) -> None:
-        """Stop taking; let the slots finish what is in hand, for up to ``grace`` s."""
+        """Stop taking; give back what was taken ahead and not started; let the slots
+        finish what they are handling, for up to ``grace`` seconds."""
         self.stopping = True
         if self._taker is not None:
             self._taker.cancel()
             await asyncio.gather(self._taker, return_exceptions=True)
+        self._give_back_backlog()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while (self.busy() or self.backlog) and loop.time() < deadline:  # noqa: ASYNC110
+        while self.busy() and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        leftover = list(self.backlog)
-        self.backlog.clear()
-        if leftover:
-            logger.warning(
-                "Worker stopping: %d message(s) on %s were not started",
-                len(leftover),
-                self.channel,
-            )
         tasks = [slot.task for slot in self.slots if slot.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for delivery in leftover:
-            self._give_back(delivery, started=False)
+        self._give_back_backlog()
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
         if self._acker is not None:
@@ -456,6 +451,12 @@ class ChannelRunner:
             if tags:
                 with contextlib.suppress(Exception):
                     await self.layer.ack(self.channel, tags)
+
+    def _give_back_backlog(self) -> None:
+        leftover = list(self.backlog)
+        self.backlog.clear()
+        for delivery in leftover:
+            self._give_back(delivery, started=False)
 
     def busy(self) -> bool:
         return any(slot.current is not None for slot in self.slots)

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from djwire.exceptions import RouteNotFound
@@ -40,11 +40,13 @@ logger = logging.getLogger("djwire.worker")
 #: Connections taken from the connections channel per call.
 TAKE_BATCH = 16
 #: How often acknowledgements are sent (s): they are batched per gateway meanwhile.
-ACK_INTERVAL = 0.01
+ACK_INTERVAL = 0.05
 #: How often a worker lists its connections to their gateways, which revoke stale ones.
 AUDIT_INTERVAL = 2.0
 #: Events of a connection kept while one before them is missing (it is sent again).
 MAX_EARLY_EVENTS = 1000
+#: Ended connections remembered, to acknowledge their last events (see ``ended``).
+MAX_FINISHED = 10_000
 #: Capacity of a connection worker's own channel, unless configured otherwise.
 WORKER_CHANNEL_CAPACITY = 10_000
 
@@ -91,6 +93,7 @@ class HostedConnection:
         self.is_websocket = scope.get("type") == "websocket"
         self.consumer: Any = None
         self.replied = _Replied()
+        self.held_start: dict[str, Any] | None = None
         self.in_flight = 0  # REPLYs the gateway has not credited yet
         self.credit = asyncio.Event()
         self.absorb_accept = False
@@ -145,6 +148,11 @@ class HostedConnection:
             self.absorb_accept = False
             return
         self.replied.note(event)
+        if kind == "http.response.start":
+            # Held for the first body: the two travel as one message, as servers only
+            # write the head with the body anyway.
+            self.held_start = event
+            return
         layer = self.host.layer
         if kind == "websocket.send" and len(event) == 2:
             # As it is: the gateway writes it straight to the socket.
@@ -155,7 +163,12 @@ class HostedConnection:
                 self.credit.clear()
                 await self.credit.wait()
             self.in_flight += 1
-            reply = {"type": protocol.REPLY, "epoch": self.epoch, "event": event}
+            reply: dict[str, Any] = {"type": protocol.REPLY, "epoch": self.epoch}
+            if self.held_start is not None:
+                reply["events"] = [self.held_start, event]
+                self.held_start = None
+            else:
+                reply["event"] = event
             await layer.send(self.conn, reply)
 
     # -- events ------------------------------------------------------------------------
@@ -182,10 +195,10 @@ class HostedConnection:
         self.idle.set()
         snapshot = None
         if self.consumer is not None and self.is_websocket:
-            snapshot = state.snapshot(self.consumer, self.host.gateway_settings.max_state_size)
-            if snapshot == self.saved_state:
-                snapshot = None  # unchanged: not sent again
-            else:
+            snapshot = state.snapshot(
+                self.consumer, self.host.gateway_settings.max_state_size, self.saved_state
+            )
+            if snapshot is not None:  # changed since the last one
                 self.saved_state = snapshot
         self.host.acknowledge(self, seq, snapshot)
 
@@ -205,9 +218,10 @@ class HostedConnection:
     def _ended(self, task: asyncio.Task[None]) -> None:
         """The application returned or raised: close what it left open, as the
         interface server does in-process."""
-        self.host.forget(self)
         if task.cancelled() or self.released:
+            self.host.forget(self)
             return
+        self.host.ended(self)
         error = task.exception()
         if self.current is not None:
             self._done(self.current[0])  # handled, if badly: not to be run again
@@ -295,6 +309,8 @@ class ConnectionHost:
         self.max_connections = self.settings.max_connections
         self.channel = ""
         self.connections: dict[str, HostedConnection] = {}
+        #: Connections whose application ended here lately: conn -> (gateway, epoch).
+        self.finished: OrderedDict[str, tuple[str, int]] = OrderedDict()
         #: gateway channel -> when it last gave a sign of life (monotonic)
         self.gateways: dict[str, float] = {}
         self.threads = ThreadPool(self.settings.concurrency, "djwire-connections")
@@ -416,12 +432,25 @@ class ConnectionHost:
         except Exception:
             logger.warning("Could not claim %s; leaving it", hosted.conn, exc_info=True)
             self.forget(hosted)
-        # The application starts when the gateway confirms the claim.
+        if not hosted.is_websocket:
+            # An HTTP request starts at once: the gateway posts one again only when it
+            # is safe to run twice (GET, HEAD, OPTIONS), and a late duplicate's replies
+            # are dropped. A WebSocket starts when the gateway confirms the claim, so
+            # connect() never runs twice.
+            hosted.start()
 
     def forget(self, hosted: HostedConnection) -> None:
         if self.connections.get(hosted.conn) is hosted:
             del self.connections[hosted.conn]
             self._room.set()
+
+    def ended(self, hosted: HostedConnection) -> None:
+        """Its application returned: events still on their way (a disconnect after the
+        app closed the socket) are acknowledged, not handed back."""
+        self.forget(hosted)
+        self.finished[hosted.conn] = (hosted.gateway, hosted.epoch)
+        if len(self.finished) > MAX_FINISHED:
+            self.finished.popitem(last=False)
 
     # -- this worker's channel ---------------------------------------------------------
 
@@ -437,7 +466,13 @@ class ConnectionHost:
                 continue
             kind = message.get("type")
             hosted = self.connections.get(message.get("conn", ""))
-            if kind in (protocol.EVENT, protocol.CONFIRM) and (
+            finished = self.finished.get(message.get("conn", ""))
+            if kind == protocol.EVENT and hosted is None and finished is not None:
+                if finished[1] == message["epoch"]:
+                    self._acknowledge(
+                        finished[0], message["conn"], finished[1], message["seq"], None
+                    )
+            elif kind in (protocol.EVENT, protocol.CONFIRM) and (
                 hosted is None or hosted.epoch < message["epoch"]
             ):
                 # The gateway thinks this worker runs a connection it does not (any
@@ -519,10 +554,15 @@ class ConnectionHost:
     # -- acknowledgements --------------------------------------------------------------
 
     def acknowledge(self, hosted: HostedConnection, seq: int, snapshot: bytes | None) -> None:
-        pending = self._acks.setdefault(hosted.gateway, {})
-        entry = pending.get(hosted.conn)
-        if entry is None or entry[0] != hosted.epoch:
-            pending[hosted.conn] = [hosted.epoch, seq, snapshot]
+        self._acknowledge(hosted.gateway, hosted.conn, hosted.epoch, seq, snapshot)
+
+    def _acknowledge(
+        self, gateway: str, conn: str, epoch: int, seq: int, snapshot: bytes | None
+    ) -> None:
+        pending = self._acks.setdefault(gateway, {})
+        entry = pending.get(conn)
+        if entry is None or entry[0] != epoch:
+            pending[conn] = [epoch, seq, snapshot]
         else:
             entry[1] = seq
             if snapshot is not None:

@@ -2,7 +2,12 @@
 
 Read from Django settings when a worker starts, never at import time::
 
-    DJWIRE_WORKER = {"concurrency": 32, "shutdown_timeout": 30, "max_connections": 10_000}
+    DJWIRE_WORKER = {
+        "concurrency": 32,        # messages in progress at once, per channel
+        "prefetch": None,         # taken ahead of free slots (None: as many as concurrency)
+        "shutdown_timeout": 30,
+        "max_connections": 10_000,
+    }
     DJWIRE_RELIABLE_CHANNELS = {
         "thumbnails": {"max_attempts": 5},      # at-least-once, retried, then dead-lettered
         "mail.*": {"lease": 120, "backoff": (5, 600)},
@@ -68,6 +73,10 @@ class Reliability:
 @dataclass(frozen=True)
 class WorkerSettings:
     concurrency: int = DEFAULT_CONCURRENCY
+    #: Messages a channel's taker takes ahead of free slots, so the next batch is on
+    #: its way while the slots work (the round trip to Redis is hidden). None: as many
+    #: as ``concurrency``. They are at risk as the ones in progress are (see docs).
+    prefetch: int | None = None
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     reliable: tuple[tuple[re.Pattern[str], Reliability], ...] = field(default=())
@@ -75,10 +84,18 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ValueError("concurrency must be an integer of at least 1")
+        if self.prefetch is not None and (not isinstance(self.prefetch, int) or self.prefetch < 0):
+            raise ValueError("prefetch must be an integer >= 0 (or None)")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must be >= 0")
         if not isinstance(self.max_connections, int) or self.max_connections < 1:
             raise ValueError("max_connections must be an integer of at least 1")
+
+    @property
+    def taken_at_most(self) -> int:
+        """Messages of one channel in this process at once: in progress and prefetched."""
+        prefetch = self.concurrency if self.prefetch is None else self.prefetch
+        return self.concurrency + prefetch
 
     def reliability(self, channel: str) -> Reliability | None:
         """The policy of ``channel``, or None when it is not reliable (first match wins)."""
@@ -94,7 +111,7 @@ class WorkerSettings:
         from django.conf import settings
 
         options = dict(getattr(settings, "DJWIRE_WORKER", None) or {})
-        unknown = set(options) - {"concurrency", "shutdown_timeout", "max_connections"}
+        unknown = set(options) - {"concurrency", "prefetch", "shutdown_timeout", "max_connections"}
         if unknown:
             raise ImproperlyConfigured(f"Unknown DJWIRE_WORKER keys: {sorted(unknown)}")
         options.update({key: value for key, value in overrides.items() if value is not None})

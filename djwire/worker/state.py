@@ -55,8 +55,9 @@ def carried_attributes(consumer: Any) -> dict[str, Any]:
     }
 
 
-def snapshot(consumer: Any, max_size: int) -> bytes | None:
-    """The signed state of ``consumer``; None when it has none or is too large."""
+def snapshot(consumer: Any, max_size: int, unless: bytes | None = None) -> bytes | None:
+    """The signed state of ``consumer``; None when it has none, is too large, or is
+    the very snapshot ``unless`` (unchanged: nothing to send, and nothing to sign)."""
     state = carried_attributes(consumer)
     if not state:
         return None
@@ -71,6 +72,8 @@ def snapshot(consumer: Any, max_size: int) -> bytes | None:
             f"state of {len(data)} bytes is larger than max_state_size ({max_size}); "
             "it is not carried to the next worker",
         )
+        return None
+    if unless is not None and unless[_DIGEST_SIZE:] == data:
         return None
     return _sign(data) + data
 

@@ -329,11 +329,13 @@ def test_a_reliable_task_survives_the_sigkill_of_its_worker(
     first = deployment.worker("tasks")
     _send_tasks(deployment, {"type": "task.run", "id": "t1", "dir": str(work), "hang_first": 1})
     assert _wait_for_file(work / "hung"), deployment.logs_text()
-    assert (work / "hung").read_text() == str(first.pid)
+    assert (work / "hung").read_text() == str(first.pid), deployment.logs_text()
     second = deployment.worker("tasks")
+    first_pid = first.pid
     first.kill()  # mid-task: the message was leased, never acknowledged
     assert _wait_for_file(work / "t1.done"), deployment.logs_text()
-    assert (work / "t1.done").read_text() == str(second.pid)
+    done_by = (work / "t1.done").read_text()
+    assert done_by == str(second.pid), (done_by, first_pid, second.pid, deployment.logs_text())
 
 
 def test_a_task_that_keeps_failing_goes_to_the_dead_letters_and_can_be_replayed(

@@ -14,7 +14,13 @@ djwire.E011     ASGI_APPLICATION cannot be imported
 djwire.E012     ASGI_APPLICATION is not callable
 djwire.E020     DJWIRE_SERVER (the interface server's settings) is invalid
 djwire.W001     an entry has a key djwire does not know (probably a typo)
+djwire.W010     several server processes, and a layer that each process keeps to itself
+djwire.W011     (``check --deploy``) a layer that each process keeps to itself
 ==============  ==========================================================================
+
+W010 is also logged by ``djwire serve --workers N`` when it starts (the check is tagged
+:data:`djwire.extensions.STARTUP_CHECKS`). A layer says whether processes share it in
+its class attribute ``shared_between_processes``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 
+from djwire.extensions import STARTUP_CHECKS, server_processes
 from djwire.layers.manager import KNOWN_KEYS
 
 #: Layer backends of other packages, and what to write instead.
@@ -257,3 +264,70 @@ def check_server_settings(
             )
         ]
     return []
+
+
+#: What to use instead of a layer each process keeps to itself.
+_SHARED_HINT = (
+    "Use a layer shared between processes, such as "
+    "'djwire.layers.redis.RedisChannelLayer', or serve from one process."
+)
+
+
+def _process_local_layers() -> list[tuple[str, str]]:
+    """(alias, BACKEND) of each configured layer that declares it is not shared."""
+    layers = getattr(settings, "CHANNEL_LAYERS", None)
+    if not isinstance(layers, dict):
+        return []
+    found = []
+    for alias, entry in layers.items():
+        path = entry.get("BACKEND") if isinstance(entry, dict) else None
+        if not isinstance(path, str):
+            continue
+        try:
+            backend = import_string(path)
+        except Exception:  # reported by check_channel_layers (E004)
+            continue
+        # A class that says nothing is not judged: only a declared False warns.
+        if getattr(backend, "shared_between_processes", None) is False:
+            found.append((str(alias), path))
+    return found
+
+
+@register(STARTUP_CHECKS)
+def check_layers_shared_by_server_processes(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Several server processes (``djwire serve --workers``) on a layer none share."""
+    processes = server_processes()
+    if processes < 2:
+        return []
+    return [
+        Warning(
+            f"CHANNEL_LAYERS[{alias!r}] ({path}) keeps its channels and groups inside one "
+            f"process, but {processes} server processes serve this application: a group "
+            "message sent in one process never reaches members connected to another (in a "
+            "chat, users on different processes never see each other).",
+            hint=_SHARED_HINT,
+            id="djwire.W010",
+        )
+        for alias, path in _process_local_layers()
+    ]
+
+
+@register(deploy=True)
+def check_layers_for_deployment(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``check --deploy``: a layer each process keeps to itself, in production."""
+    if server_processes() > 1:
+        return []  # W010 says it already
+    return [
+        Warning(
+            f"CHANNEL_LAYERS[{alias!r}] ({path}) keeps its channels and groups inside one "
+            "process: with several processes (djwire serve --workers, runworker) they do "
+            "not reach each other's consumers.",
+            hint=_SHARED_HINT,
+            id="djwire.W011",
+        )
+        for alias, path in _process_local_layers()
+    ]

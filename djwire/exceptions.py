@@ -76,6 +76,10 @@ class InvalidNameError(DjwireError, TypeError):
 class RouteNotFound(DjwireError, ValueError):
     """No route matches; the server closes the connection (404 / WebSocket 403)."""
 
+    #: What an interface server answers when this escapes the application (djwire's
+    #: server reads the attribute; it does not know the router).
+    http_status = 404
+
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)

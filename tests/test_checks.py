@@ -140,3 +140,53 @@ def test_bad_server_settings_are_reported(settings) -> None:
     assert len(errors) == 1 and "ws_max_message_sise" in errors[0].msg
     settings.DJWIRE_SERVER = {"port": 8000}
     assert [m for m in run_checks() if m.id == "djwire.E020"]
+
+
+# -- several processes, a layer each keeps to itself (W010, W011) -----------------------
+
+TWO_LAYERS = {
+    "default": {"BACKEND": "djwire.layers.InMemoryChannelLayer"},
+    "shared": {"BACKEND": "djwire.layers.redis.RedisChannelLayer"},
+}
+
+
+def test_layers_declare_whether_processes_share_them() -> None:
+    from djwire.layers import InMemoryChannelLayer
+    from djwire.layers.base import BaseChannelLayer
+    from djwire.layers.redis import RedisChannelLayer
+
+    assert InMemoryChannelLayer.shared_between_processes is False
+    assert RedisChannelLayer.shared_between_processes is True
+    assert BaseChannelLayer.shared_between_processes is False  # unless a layer says so
+
+
+def test_several_server_processes_on_a_process_local_layer_warn(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CHANNEL_LAYERS = TWO_LAYERS
+    monkeypatch.setenv("DJWIRE_SERVER_PROCESSES", "2")
+    messages = [m for m in checks.run_checks() if m.id.startswith("djwire.W01")]
+    assert ids(messages) == ["djwire.W010"]  # only the in-memory alias
+    assert "CHANNEL_LAYERS['default']" in messages[0].msg
+    assert "2 server processes" in messages[0].msg
+    assert "RedisChannelLayer" in messages[0].hint
+
+
+def test_one_process_on_a_process_local_layer_is_fine(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = TWO_LAYERS
+    assert not [m for m in checks.run_checks() if m.id.startswith("djwire.W01")]
+
+
+def test_check_deploy_warns_about_a_process_local_layer(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = TWO_LAYERS
+    messages = checks.run_checks(include_deployment_checks=True)
+    assert [m.id for m in messages if m.id.startswith("djwire.W01")] == ["djwire.W011"]
+
+
+def test_the_server_start_runs_the_processes_check(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from djwire.extensions import STARTUP_CHECKS
+
+    monkeypatch.setenv("DJWIRE_SERVER_PROCESSES", "4")
+    assert ids(checks.run_checks(tags=[STARTUP_CHECKS])) == ["djwire.W010"]

@@ -1,9 +1,10 @@
 """Version guards: every private attribute of another library that djwire touches.
 
-djwire relies on a few names that Django, asgiref (and websockets, in the server) do
-not promise to keep. Each is listed in ``GUARDS`` with where djwire uses it; when a new
-version drops or changes one, its test fails naming the attribute and the djwire code
-to change, instead of djwire failing somewhere far from the cause.
+djwire relies on a few names that Django and asgiref do not promise to keep (the
+server's uses of websockets' internals are guarded in tests/server/test_private_apis.py).
+Each is listed in ``GUARDS`` with where djwire uses it; when a new version drops or
+changes one, its test fails naming the attribute and the djwire code to change, instead
+of djwire failing somewhere far from the cause.
 
 To add one: write a ``check`` that exercises the attribute the way djwire uses it
 (raising or returning False when it is gone), and append a ``PrivateApi`` to ``GUARDS``.
@@ -40,16 +41,6 @@ def session_key_is_settable() -> bool:
     session = SessionStore()
     session._session_key = "chn0123456789abcdef"
     return session.session_key == "chn0123456789abcdef"
-
-
-def resource_closers_are_called_on_close() -> bool:
-    from django.http import HttpResponse
-
-    closed: list[bool] = []
-    response = HttpResponse()
-    response._resource_closers.append(lambda: closed.append(True))
-    response.close()
-    return closed == [True]
 
 
 def regex_pattern_source_rebuilds_a_prefix_pattern() -> bool:
@@ -128,11 +119,6 @@ GUARDS = [
         session_key_is_settable,
     ),
     PrivateApi(
-        "Django: HttpResponseBase._resource_closers",
-        "djwire/server/django_http.py, closing a file response's body",
-        resource_closers_are_called_on_close,
-    ),
-    PrivateApi(
         "Django: RegexPattern._regex and RegexPattern(..., is_endpoint=False).match()",
         "djwire/routing.py, _prefix_pattern and URLRouter._route",
         regex_pattern_source_rebuilds_a_prefix_pattern,
@@ -155,7 +141,6 @@ GUARDS = [
 ]
 
 
-@pytest.mark.django_db  # HttpResponse.close() sends request_finished, which closes connections
 @pytest.mark.parametrize("api", GUARDS, ids=lambda api: api.name.split(":")[1].strip())
 def test_private_api_is_still_there(api: PrivateApi) -> None:
     try:

@@ -8,6 +8,9 @@ Settings (environment variables set by run.py):
                              from a cache instead of asyncio.get_running_loop() (which
                              makes a getpid() system call each time on Python 3.11);
                              single-threaded apps only: an experiment, not a fix
+  BENCH_DJWIRE_PATH=DIR      import djwire from DIR/djwire (another branch's tree, e.g.
+                             from `git archive main djwire`) to compare two trees in
+                             one run; PYTHONPATH cannot do it (run.py sets it)
 """
 
 import gc
@@ -21,6 +24,9 @@ if sys.argv[1] != "-m":
     raise SystemExit("usage: variant.py -m djwire serve APP ...")
 module = sys.argv[2]
 rest = sys.argv[3:]
+
+if tree := os.environ.get("BENCH_DJWIRE_PATH"):
+    sys.path.insert(0, tree)
 
 if os.environ.get("BENCH_CACHED_LOOP"):
     import asyncio

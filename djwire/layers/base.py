@@ -123,6 +123,10 @@ class BaseChannelLayer:
 
     MAX_NAME_LENGTH: ClassVar[int] = MAX_NAME_LENGTH
     extensions: ClassVar[list[str]] = []
+    #: Processes using this layer (same settings) reach each other's channels and
+    #: groups. False, the safe assumption, makes ``djwire serve --workers`` and
+    #: ``manage.py check`` warn that several processes share nothing through it.
+    shared_between_processes: ClassVar[bool] = False
     channel_name_regex: ClassVar[re.Pattern[str]] = _CHANNEL_NAME
     group_name_regex: ClassVar[re.Pattern[str]] = _GROUP_NAME
     #: The message of a bad name's error, ``{}`` being "Channel" or "Group"; the text is

@@ -15,32 +15,24 @@ after accepting. Other servers simply do not offer one, and nothing changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Any
+
+# The shapes the server offers live in a neutral module both sides may import.
+from djwire.extensions import DIRECT_SOCKET as SCOPE_EXTENSION
+from djwire.extensions import DirectSocket, FrameEncoder
 
 #: What a socket receives: exactly one of text or bytes.
 Payload = tuple[str | None, bytes | None]
 
-#: The scope extension key under which a djwire server offers a DirectSocket.
-SCOPE_EXTENSION = "djwire.direct"
-
-
-@runtime_checkable
-class DirectSocket(Protocol):
-    """One accepted WebSocket connection that can take pre-encoded frames."""
-
-    #: Sockets whose encoders are equal get the very same frame bytes. Sockets with
-    #: per-connection state (permessage-deflate) use an encoder of their own.
-    @property
-    def frame_encoder(self) -> FrameEncoder: ...
-
-    def write_frame(self, frame: bytes) -> bool:
-        """Write one encoded frame; False if the socket can no longer take frames."""
-        ...
-
-
-class FrameEncoder(Hashable, Protocol):
-    def __call__(self, text: str | None, data: bytes | None) -> bytes: ...
+__all__ = [
+    "SCOPE_EXTENSION",
+    "DirectSocket",
+    "FrameEncoder",
+    "Payload",
+    "socket_payload",
+    "write_to_sockets",
+]
 
 
 def socket_payload(message: dict[str, Any]) -> Payload | None:

@@ -26,6 +26,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     """A channel layer held in this process's memory."""
 
     extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
+    shared_between_processes: ClassVar[bool] = False  # each process has its own
 
     def __init__(
         self,

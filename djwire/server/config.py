@@ -154,11 +154,6 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
-    @property
-    def ws_max_size(self) -> tuple[int | None, int | None]:
-        """Message and frame limits in the form websockets' protocol takes."""
-        return self.ws_max_message_size, self.ws_max_frame_size
-
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work together."""
         if self.workers < 1:
@@ -185,7 +180,3 @@ class Config:
                 "loop 'uvloop' asked for, but uvloop is not installed "
                 "(pip install 'djwire[uvloop]', or use loop 'auto')"
             )
-
-
-def split_ips(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())

@@ -54,16 +54,21 @@ class DjangoHTTPApp:
         body = await _read_body(receive)
         if body is None:
             return  # the client left before its request was complete
-        loop = asyncio.get_running_loop()
-        status, headers, content, response = await self.pool.run(self._respond, scope, body)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        if response is None:
-            await send({"type": "http.response.body", "body": content})
-            return
+        # The request body lives as long as the response (a streaming view may read
+        # it late), as under Django's ASGIHandler; a large one is a temporary file.
         try:
-            await self._stream(response, send, loop)
+            loop = asyncio.get_running_loop()
+            status, headers, content, response = await self.pool.run(self._respond, scope, body)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            if response is None:
+                await send({"type": "http.response.body", "body": content})
+                return
+            try:
+                await self._stream(response, send, loop)
+            finally:
+                await self.pool.run(response.close)
         finally:
-            await self.pool.run(response.close)
+            body.close()
 
     # -- which requests take the fast path ------------------------------------------
 
@@ -103,7 +108,6 @@ class DjangoHTTPApp:
             response = HttpResponse("413 Payload too large", status=413)
         else:
             response = self.sync_handler.get_response(request)
-        response._resource_closers.append(body.close)
         headers = _response_headers(response)
         if response.streaming:
             return response.status_code, headers, b"", response

@@ -13,80 +13,63 @@ import logging
 from collections import deque
 from typing import Any, Final, cast
 
-from djwire.exceptions import RouteNotFound
-from djwire.server.asgi_types import HTTP_ASGI, HTTPScope, Message
-from djwire.server.flow import INF, WriteFlow
+from djwire.server.asgi_types import (
+    HTTPDisconnectEvent,
+    HTTPRequestEvent,
+    HTTPScope,
+    Message,
+)
+from djwire.server.connection import (
+    ALL_REASONS,
+    INF,
+    Connection,
+    ServerAddress,
+    client_name,
+    peer_addresses,
+    refusal_status,
+    status_phrase,
+)
 from djwire.server.protocols.http import (
     CONTINUE_RESPONSE,
     Body,
     EndOfMessage,
+    HttpRequestReader,
     InvalidResponse,
     Rejected,
     Request,
     ResponseFraming,
     WebSocketRequest,
-    simple_response,
 )
-from djwire.server.protocols.proxy import apply_proxy_headers
 from djwire.server.protocols.states import HTTP_APP, HTTP_PHASES, HttpAppState, HttpPhase
 from djwire.server.state import ServerState, access_logger, logger
 
+#: Why reading is paused (bits of ``read_paused``): the app has not read the body
+#: buffered so far; too many pipelined requests wait.
 _PAUSED_FOR_BODY: Final = 1
 _PAUSED_FOR_PIPELINE: Final = 2
-_DISCONNECT: Final = {"type": "http.disconnect"}
-_REASONS: Final = {404: b"Not Found\n", 500: b"Internal Server Error\n"}
+_DISCONNECT: Final[HTTPDisconnectEvent] = {"type": "http.disconnect"}
+_REQUEST_TIMEOUT: Final = b"Request Timeout\n"
+#: Typed as any phase, so checks after calls that may close the session type-check.
+_CLOSED: HttpPhase = HttpPhase.CLOSED
+_TEXT_PLAIN: Final = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
-#: Hosts and server addresses seen, shared between connections (bounded): an idle
-#: WebSocket keeps its scope's "client" and "server" for its whole life.
-_SHARED: dict[Any, Any] = {}
-_SHARED_LIMIT: Final = 4096
-
-
-def _shared(value: Any) -> Any:
-    known = _SHARED.get(value)
-    if known is not None:
-        return known
-    if len(_SHARED) < _SHARED_LIMIT:
-        _SHARED[value] = value
-    return value
-
-
-def peer_addresses(
-    transport: asyncio.BaseTransport,
-) -> tuple[tuple[str, int] | None, tuple[str, int | None] | None]:
-    """ASGI ``client`` and ``server`` for a socket (UDS: no client, server=(path, None))."""
-    peer = transport.get_extra_info("peername")
-    sock = transport.get_extra_info("sockname")
-    client = (_shared(str(peer[0])), int(peer[1])) if isinstance(peer, tuple | list) else None
-    if isinstance(sock, tuple | list):
-        server: tuple[str, int | None] | None = _shared((str(sock[0]), int(sock[1])))
-    elif sock:
-        server = _shared((str(sock), None))
-    else:
-        server = None
-    return client, server
-
-
-class HttpSession(WriteFlow):
+class HttpSession(Connection):
     """asyncio protocol for one HTTP connection."""
 
-    def __init__(self, state: ServerState) -> None:
-        from djwire.server.protocols.http import HttpRequestReader
+    noun = "connection"
 
-        self.state = state
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+    def __init__(self, state: ServerState) -> None:
+        super().__init__(state)
+        self.server: ServerAddress | None = None
+        #: The TCP peer is a trusted proxy: its forwarded headers are believed.
+        self.peer_trusted = False
         self.reader = HttpRequestReader(state.http_limits)
         self.phase = HttpPhase.IDLE
         self.deadline = INF
-        self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int | None] | None = None
-        self.peer_trusted = False
         self.cycle: RequestCycle | None = None
         self.receiving: RequestCycle | None = None
         self.pipeline: deque[RequestCycle | WebSocketRequest | Rejected] = deque()
-        self.read_paused = 0
-        self.init_flow()
         self.over_capacity = False
         self.client_eof = False
 
@@ -121,6 +104,8 @@ class HttpSession(WriteFlow):
         if receiving is not None and receiving.waiter is not None:
             self.deadline = self.state.now + self.state.config.body_read_timeout
         for event in events:
+            if self.phase is _CLOSED:
+                break  # answered and closing (limit, overload) or upgraded: no more
             if isinstance(event, Request):
                 self._on_request(event)
             elif isinstance(event, Body):
@@ -149,7 +134,7 @@ class HttpSession(WriteFlow):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.phase = HttpPhase.CLOSED
+        self._move("close")
         self.state.sessions.discard(self)
         self.reader.close()
         cycles = [self.cycle, *self.pipeline]
@@ -163,24 +148,20 @@ class HttpSession(WriteFlow):
     # -- session interface (registry) --------------------------------------------------
 
     def check_timeouts(self, now: float) -> None:
-        if now >= self.write_deadline:
-            logger.info("Closing connection from %s: client stopped reading", self._who())
-            self.abort()
-            return
-        if now < self.deadline:
+        if self.stalled_writer(now) or now < self.deadline:
             return
         phase = self.phase
         if phase is HttpPhase.IDLE:
             self._close()  # keep-alive (or fresh connection) idle too long
         elif phase is HttpPhase.HEAD:
-            logger.info("Closing connection from %s: request head timed out", self._who())
-            self.linger_close(simple_response(408, b"Request Timeout\n", date=self.state.date))
+            logger.info("Closing connection from %s: request head timed out", self.who())
+            self.linger_close(self.error_answer(408, _REQUEST_TIMEOUT))
         elif phase is HttpPhase.BUSY:
-            logger.info("Closing connection from %s: request body timed out", self._who())
+            logger.info("Closing connection from %s: request body timed out", self.who())
             cycle = self.cycle
             if cycle is not None and cycle.framing is None:
                 cycle.on_disconnect()
-                self.linger_close(simple_response(408, b"Request Timeout\n", date=self.state.date))
+                self.linger_close(self.error_answer(408, _REQUEST_TIMEOUT))
             else:
                 self.abort()
         else:
@@ -195,7 +176,7 @@ class HttpSession(WriteFlow):
         # because response_done() sees state.shutting_down.
 
     def abort(self) -> None:
-        self.phase = HttpPhase.CLOSED
+        self._move("close")
         self.transport.abort()
 
     def busy(self) -> bool:
@@ -207,7 +188,7 @@ class HttpSession(WriteFlow):
     # -- requests ----------------------------------------------------------------
 
     def _move(self, event: str) -> None:
-        self.phase = HTTP_PHASES.next(self.phase, event)
+        self.phase = HTTP_PHASES.after(self.phase, event)
 
     def _on_request(self, request: Request) -> None:
         if self.over_capacity:
@@ -233,16 +214,14 @@ class HttpSession(WriteFlow):
         if cycle is not None and self.receiving is not cycle:
             self._queue(event)  # answer it after the requests before it
             return
-        logger.info("Rejected request from %s: %d %s", self._who(), event.status, event.reason)
+        logger.info("Rejected request from %s: %d %s", self.who(), event.status, event.reason)
         if cycle is not None:
             # The request being answered broke a limit mid-body (413).
             cycle.on_disconnect()
             if cycle.framing is not None:
                 self.abort()
                 return
-        self.linger_close(
-            simple_response(event.status, event.reason.encode() + b"\n", date=self.state.date)
-        )
+        self.linger_close(self.error_answer(event.status, event.reason.encode() + b"\n"))
 
     def _on_websocket(self, event: WebSocketRequest) -> None:
         if self.over_capacity:
@@ -254,21 +233,16 @@ class HttpSession(WriteFlow):
 
     def _reject_busy(self) -> None:
         self.linger_close(
-            simple_response(
-                503,
-                b"Service Unavailable: too many connections\n",
-                date=self.state.date,
-                extra=[(b"retry-after", b"1")],
+            self.error_answer(
+                503, b"Service Unavailable: too many connections\n", [(b"retry-after", b"1")]
             )
         )
 
     def _upgrade(self, event: WebSocketRequest) -> None:
         from djwire.server.websocket_session import WebSocketSession
 
-        if self.read_paused:
-            self.read_paused = 0
-            self.transport.resume_reading()
-        self.phase = HttpPhase.CLOSED
+        self.resume_reading(ALL_REASONS)
+        self._move("upgrade")
         self.state.sessions.discard(self)
         self.reader.close()
         session = WebSocketSession(
@@ -323,17 +297,6 @@ class HttpSession(WriteFlow):
 
     # -- flow control & closing -----------------------------------------------------
 
-    def pause_reading(self, reason: int) -> None:
-        if not self.read_paused:
-            self.transport.pause_reading()
-        self.read_paused |= reason
-
-    def resume_reading(self, reason: int) -> None:
-        was = self.read_paused
-        self.read_paused &= ~reason
-        if was and not self.read_paused and self.phase is not HttpPhase.CLOSED:
-            self.transport.resume_reading()
-
     async def drain(self) -> None:
         """Wait until the client has read enough of what was written (backpressure)."""
         if not self.write_paused or self.phase is HttpPhase.CLOSED:
@@ -342,7 +305,7 @@ class HttpSession(WriteFlow):
 
     def _close(self) -> None:
         if self.phase is not HttpPhase.CLOSED:
-            self.phase = HttpPhase.CLOSED
+            self._move("close")
             self.transport.close()
 
     def linger_close(self, response: bytes) -> None:
@@ -352,20 +315,15 @@ class HttpSession(WriteFlow):
         the connection and might destroy the answer before the client reads it.
         """
         transport = self.transport
-        self.phase = HttpPhase.CLOSED
+        self._move("close")
         self.deadline = self.state.now + self.state.config.close_linger_timeout
         self.write_deadline = INF
-        if self.read_paused:
-            self.read_paused = 0
-            transport.resume_reading()
+        self.resume_reading(ALL_REASONS)
         transport.write(response)
         if transport.can_write_eof():
             transport.write_eof()
         else:  # pragma: no cover - TCP and Unix transports can
             transport.close()
-
-    def _who(self) -> str:
-        return f"{self.client[0]}:{self.client[1]}" if self.client else "unix socket"
 
 
 class RequestCycle:
@@ -393,42 +351,11 @@ class RequestCycle:
     def __init__(self, session: HttpSession, request: Request) -> None:
         self.session = session
         self.request = request
-        state = session.state
-        client = session.client
-        scheme = "http"
-        if session.peer_trusted:
-            client, scheme = apply_proxy_headers(
-                request.headers,
-                client,
-                scheme,
-                state.trusted_proxies,  # type: ignore[arg-type]
-                peer_trusted=True,
-            )
-        root_path = state.config.root_path
-        path = request.path
-        raw_path = request.raw_path
-        if root_path:
-            # Like uvicorn and Starlette: "path" includes the root path, which
-            # Django strips again when building path_info.
-            path = root_path + path
-            raw_path = root_path.encode() + raw_path
-        scope: HTTPScope = {
-            "type": "http",
-            "asgi": HTTP_ASGI,
-            "http_version": request.http_version,
-            "server": session.server,
-            "client": client,
-            "scheme": scheme,
-            "method": request.method,
-            "root_path": root_path,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": request.query_string,
-            "headers": request.headers,
-            "extensions": {},
-        }
-        if state.lifespan_state is not None:
-            scope["state"] = state.lifespan_state.copy()
+        scope: HTTPScope = session.request_scope(
+            request, "http", session.server, session.peer_trusted
+        )
+        scope["method"] = request.method
+        scope["extensions"] = {}
         self.scope = scope
         self.body: list[bytes] = []
         self.body_size = 0
@@ -484,11 +411,11 @@ class RequestCycle:
         session = self.session
         while True:
             if self.disconnected:
-                return _DISCONNECT
+                return cast(Message, _DISCONNECT)
             if self.body or (not self.more_body and not self.final_sent):
                 return self._take_body()
             if self.app_state is HttpAppState.DONE or self.client_eof:
-                return _DISCONNECT  # answered, or the client has stopped talking
+                return cast(Message, _DISCONNECT)  # answered, or the client stopped talking
             if self.expect_continue:
                 # RFC 9110 section 10.1.1: the client waits for this to send.
                 self.expect_continue = False
@@ -515,7 +442,8 @@ class RequestCycle:
         more = self.more_body
         if not more:
             self.final_sent = True
-        return {"type": "http.request", "body": data, "more_body": more}
+        message: HTTPRequestEvent = {"type": "http.request", "body": data, "more_body": more}
+        return cast(Message, message)
 
     # -- ASGI send -------------------------------------------------------------------
 
@@ -530,25 +458,22 @@ class RequestCycle:
                     raise TypeError(f"http.response.body 'body' must be bytes, got {body!r}")
                 body = bytes(body)
             if not more:
-                self.app_state = HttpAppState.DONE
+                self.app_state = HTTP_APP.after(state, "end")
             if self.disconnected:
                 return
             session = self.session
             framing = self.framing
             if framing is None:
-                framing = self.framing = ResponseFraming(
-                    head_request=self.request.method == "HEAD",
-                    # While shutting down, say so: the client must not reuse us.
-                    keep_alive=self.request.keep_alive and not session.state.shutting_down,
-                    http11=self.request.http_version == "1.1",
-                )
-                data = framing.head(
+                request = self.request
+                self.framing, data = session.start_response(
                     self.status,
                     self.headers,
                     body,
                     not more,
-                    date=session.state.date,
-                    server=session.state.server_header,
+                    head_request=request.method == "HEAD",
+                    # While shutting down, say so: the client must not reuse us.
+                    keep_alive=request.keep_alive and not session.state.shutting_down,
+                    http11=request.http_version == "1.1",
                 )
             else:
                 data = framing.body(body, not more)
@@ -561,8 +486,6 @@ class RequestCycle:
             elif session.write_paused:
                 await session.drain()
             return
-        if kind == "http.response.body" and not message.get("more_body", False):
-            kind = "http.response.body:last"
         self.app_state = HTTP_APP.next(state, kind)
         if kind == "http.response.start":
             status = message["status"]
@@ -576,19 +499,27 @@ class RequestCycle:
     async def run_asgi(self, app: Any) -> None:
         try:
             await app(self.scope, self.receive, self.send)
-        except RouteNotFound as exc:
-            logger.warning("Not Found: %s %s (%s)", self.request.method, self.scope["path"], exc)
-            self._fail(404)
         except asyncio.CancelledError:
             self._fail(None)
             raise
-        except Exception:
-            logger.exception(
-                "Exception in ASGI application for %s %s",
-                self.request.method,
-                self.scope["path"],
-            )
-            self._fail(500)
+        except Exception as exc:
+            status = refusal_status(exc)
+            if status is None:
+                logger.exception(
+                    "Exception in ASGI application for %s %s",
+                    self.request.method,
+                    self.scope["path"],
+                )
+                status = 500
+            else:
+                logger.warning(
+                    "%s: %s %s (%s)",
+                    status_phrase(status),
+                    self.request.method,
+                    self.scope["path"],
+                    exc,
+                )
+            self._fail(status)
         else:
             if self.disconnected:
                 return  # the client left (or got our 408/413): nothing is owed
@@ -611,32 +542,26 @@ class RequestCycle:
         """After an app error: an error page if nothing was written, else close."""
         if self.app_state is HttpAppState.DONE or self.disconnected:
             return
+        self.app_state = HTTP_APP.after(self.app_state, "error")
         session = self.session
         if status is not None and self.framing is None:
             # Nothing is on the wire yet (the head waits for the first body
             # chunk), so the client can still get a proper error answer.
-            self.app_state = HttpAppState.DONE
             self.status = status
-            body = _REASONS.get(status, b"Error\n")
-            framing = self.framing = ResponseFraming(
-                head_request=self.request.method == "HEAD",
-                keep_alive=False,
-                http11=self.request.http_version == "1.1",
+            body = f"{status_phrase(status)}\n".encode()
+            request = self.request
+            self.framing, data = session.start_response(
+                status,
+                _TEXT_PLAIN,
+                body,
+                True,
+                head_request=request.method == "HEAD",
+                http11=request.http_version == "1.1",
             )
-            session.transport.write(
-                framing.head(
-                    status,
-                    [(b"content-type", b"text/plain; charset=utf-8")],
-                    body,
-                    True,
-                    date=session.state.date,
-                    server=session.state.server_header,
-                )
-            )
+            session.transport.write(data)
             self._wake()
             session.response_done(self)
             return
-        self.app_state = HttpAppState.DONE
         self._wake()
         if session.cycle is self:
             # A half-sent answer cannot be repaired: the client must see the
@@ -650,15 +575,13 @@ class RequestCycle:
     def log_access(self) -> None:
         if not access_logger.isEnabledFor(logging.INFO):
             return
-        client = self.scope["client"]
-        who = f"{client[0]}:{client[1]}" if client else "-"
         request = self.request
         target = self.scope["path"]
         if request.query_string:
             target += "?" + request.query_string.decode("latin-1")
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %d',
-            who,
+            client_name(self.scope["client"], "-"),
             request.method,
             target,
             request.http_version,

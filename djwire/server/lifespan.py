@@ -1,4 +1,10 @@
-"""The ASGI lifespan protocol (spec 2.0): startup before serving, shutdown after."""
+"""The ASGI lifespan protocol (spec 2.0): startup before serving, shutdown after.
+
+Where the protocol is lives in :data:`~djwire.server.protocols.states.LIFESPAN`, the
+table every transition goes through: the server's own events (``startup``,
+``shutdown``) and the application's answers, which arrive in the order the spec gives
+or raise :class:`~djwire.exceptions.UnexpectedMessage` in the application.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ import asyncio
 import logging
 from typing import Any, Literal
 
-from djwire.server.asgi_types import LIFESPAN_ASGI, ASGIApp, Message
+from djwire.server.asgi_types import LIFESPAN_ASGI, ASGIApp, LifespanEvent, LifespanScope, Message
+from djwire.server.protocols.states import LIFESPAN, LifespanState
 
 logger = logging.getLogger("djwire.server")
 
@@ -18,12 +25,17 @@ class Lifespan:
         self.app = app
         self.mode = mode
         self.state: dict[str, Any] = {}
-        #: The app speaks lifespan (it answered startup).
-        self.supported = False
-        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.phase = LifespanState.IDLE
+        self._inbox: asyncio.Queue[LifespanEvent] = asyncio.Queue()
+        #: The app's answer to the event last sent.
         self._answer: asyncio.Future[Message] | None = None
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+
+    @property
+    def supported(self) -> bool:
+        """The app speaks lifespan: it completed startup."""
+        return self.phase in (LifespanState.STARTED, LifespanState.STOPPING, LifespanState.STOPPED)
 
     async def startup(self) -> bool:
         """True when the server may start serving."""
@@ -32,6 +44,7 @@ class Lifespan:
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
         self._task = loop.create_task(self._run())
+        self.phase = LIFESPAN.after(self.phase, "startup")
         await self._inbox.put({"type": "lifespan.startup"})
         waits: list[asyncio.Future[Any]] = [self._answer, self._task]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -42,18 +55,17 @@ class Lifespan:
                 return False
             logger.info("ASGI lifespan not supported by the app (%r); continuing", self._error)
             return True
-        answer = self._answer.result()
-        if answer["type"] == "lifespan.startup.complete":
-            self.supported = True
+        if self.phase is LifespanState.STARTED:
             return True
-        logger.error("ASGI lifespan startup failed: %s", answer.get("message", ""))
+        logger.error("ASGI lifespan startup failed: %s", self._answer.result().get("message", ""))
         return False
 
     async def shutdown(self, limit: float) -> None:
-        if not self.supported or self._task is None or self._task.done():
+        if self.phase is not LifespanState.STARTED or self._task is None or self._task.done():
             return
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
+        self.phase = LIFESPAN.after(self.phase, "shutdown")
         await self._inbox.put({"type": "lifespan.shutdown"})
         waits: list[asyncio.Future[Any]] = [self._answer, self._task]
         done, _ = await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
@@ -67,7 +79,7 @@ class Lifespan:
             self._task.cancel()
 
     async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": LIFESPAN_ASGI, "state": self.state}
+        scope: LifespanScope = {"type": "lifespan", "asgi": LIFESPAN_ASGI, "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
         except BaseException as exc:
@@ -77,21 +89,12 @@ class Lifespan:
             if isinstance(exc, asyncio.CancelledError):
                 raise
 
-    async def _receive(self) -> Message:
+    async def _receive(self) -> LifespanEvent:
         return await self._inbox.get()
 
     async def _send(self, message: Message) -> None:
-        kind = message["type"]
-        expected = {
-            "lifespan.startup.complete",
-            "lifespan.startup.failed",
-            "lifespan.shutdown.complete",
-            "lifespan.shutdown.failed",
-        }
-        if kind not in expected:
-            from djwire.exceptions import UnexpectedMessage
-
-            raise UnexpectedMessage(kind, sorted(expected), state="lifespan")
+        # Raises UnexpectedMessage in the app for an answer out of order.
+        self.phase = LIFESPAN.next(self.phase, message["type"])
         answer = self._answer
         if answer is not None and not answer.done():
             answer.set_result(message)

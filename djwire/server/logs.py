@@ -7,12 +7,18 @@ project says otherwise) disables every logger that setup does not name — ours
 included, which would silence the startup line and the access log. A logger the
 project's setup *does* name (it replaces our handler, or resets it as the child of
 a named logger) is the project's choice and is left alone.
+
+Timestamps are UTC, in every process: Django points a process's local time at its
+``TIME_ZONE`` setting (it sets ``TZ``) when it loads the settings, which the workers
+of ``djwire serve --workers`` do and their supervisor does not, so local time would
+put two clocks in one terminal.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from djwire.server.config import Config
 
@@ -20,6 +26,20 @@ SERVER_LOGGER = "djwire.server"
 ACCESS_LOGGER = "djwire.server.access"
 #: websockets' protocol logger, as djwire's sans-I/O layer names it.
 PROTOCOL_LOGGER = "djwire.server.websocket.protocol"
+
+
+class UTCFormatter(logging.Formatter):
+    """``2026-11-24 17:03:05.123 UTC INFO message``: the same clock in every process."""
+
+    def converter(self, seconds: float | None) -> time.struct_time:
+        return time.gmtime(seconds)
+
+    default_time_format = "%Y-%m-%d %H:%M:%S"
+    default_msec_format = "%s.%03d UTC"
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+
 
 #: The stderr handler this process gave each logger, to tell ours from the project's.
 _installed: dict[str, logging.Handler] = {}
@@ -31,7 +51,7 @@ def configure_logging(config: Config) -> None:
         target = logging.getLogger(name)
         if name not in _installed and not _configured_elsewhere(name):
             handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            handler.setFormatter(UTCFormatter())
             target.addHandler(handler)
             target.propagate = False
             _installed[name] = handler

@@ -12,6 +12,7 @@ from djwire.server.config import Config
 from djwire.server.logs import reclaim_logging
 from djwire.server.options import with_project_settings
 from djwire.server.server import Server
+from djwire.server.startup_checks import run_startup_checks
 
 logger = logging.getLogger("djwire.server")
 
@@ -40,13 +41,16 @@ def run_config(
     *,
     explicit: Collection[str] | None = None,
     on_ready: Callable[[], None] | None = None,
+    startup_checks: bool = True,
 ) -> int:
     """Serve ``config`` in this process (or its workers); return an exit code.
 
     ``explicit`` names the fields the caller chose (a command line's options): when
     given, a Django project's ``DJWIRE_SERVER`` setting fills in the others once the
     app is imported. ``on_ready`` is called once the server listens and the app's
-    lifespan startup is done.
+    lifespan startup is done. ``startup_checks``: run the Django system checks tagged
+    for the server's start (:mod:`djwire.server.startup_checks`), once the app is
+    imported; of several workers, only one does.
     """
     if config.workers > 1:
         from djwire.server.supervisor import Supervisor
@@ -68,11 +72,13 @@ def run_config(
             return EXIT_USAGE
     # Importing a Django project may have run its LOGGING setup over ours.
     reclaim_logging(config)
+    if startup_checks:
+        run_startup_checks()
     if config.django_fast_path:
         from djwire.server.django_http import accelerate
 
         app = accelerate(app, threads=config.django_threads)
-    server = Server(config, app)
+    server = Server(config.replace(app=app))
 
     def started(server: Server) -> None:
         tune_gc(config)

@@ -73,12 +73,23 @@ def describe(sock: socket.socket) -> str:
 
 
 class Server:
-    """One server process. ``await serve()`` runs until shutdown is requested."""
+    """One server process serving ``config.app``; ``await serve()`` runs until shutdown.
 
-    def __init__(self, config: Config, app: ASGIApp) -> None:
+    ``Server(config, app)``, the form of earlier releases, serves ``app`` instead
+    (it replaces ``config.app``, typically the import string ``app`` was loaded from).
+    """
+
+    def __init__(self, config: Config, app: ASGIApp | None = None) -> None:
         config.validate()
+        if app is not None:
+            config = config.replace(app=app)
+        elif isinstance(config.app, str):
+            raise TypeError(
+                f"Server() serves an application object, not the name {config.app!r}: "
+                "import it first (djwire.server.run.run_config does both)"
+            )
         self.config = config
-        self.app = app
+        self.app: ASGIApp = config.app  # type: ignore[assignment]
         self.state: ServerState | None = None
         self.sockets: list[socket.socket] = []
         self.started = asyncio.Event()
@@ -109,7 +120,7 @@ class Server:
         """Run lifespan startup and start listening; False if startup failed."""
         loop = asyncio.get_running_loop()
         self._exit = asyncio.Event()
-        state = self.state = ServerState(self.config, self.app, loop)
+        state = self.state = ServerState(self.config, loop)
         # Bind first: a taken port should fail before the app starts up.
         self.sockets = list(sockets) if sockets else [bind_socket(self.config)]
         self._lifespan = Lifespan(self.app, self.config.lifespan)

@@ -49,9 +49,11 @@ class Session(Protocol):
 class ServerState:
     """Per-process shared state of the interface server."""
 
-    def __init__(self, config: Config, app: ASGIApp, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+        if isinstance(config.app, str):
+            raise TypeError(f"the server needs the application, not its name {config.app!r}")
         self.config = config
-        self.app = app
+        self.app: ASGIApp = config.app
         self.loop = loop
         self.sessions: set[Session] = set()
         #: Running app tasks awaited at shutdown: HTTP requests, and WebSocket apps

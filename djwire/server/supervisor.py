@@ -29,6 +29,7 @@ from collections.abc import Collection
 from types import FrameType
 from typing import Any
 
+from djwire.extensions import SERVER_PROCESSES
 from djwire.server.config import Config
 from djwire.server.options import convert, field_names
 from djwire.server.server import bind_socket, describe
@@ -38,6 +39,8 @@ logger = logging.getLogger("djwire.server")
 CONFIG_ENV = "DJWIRE_WORKER_CONFIG"
 #: The write end of the pipe on which a worker says it is ready (one byte).
 READY_FD_ENV = "DJWIRE_WORKER_READY_FD"
+#: Which worker this is, from 0: the first one runs the startup checks, once for all.
+INDEX_ENV = "DJWIRE_WORKER_INDEX"
 #: A worker that dies sooner than this after starting counts as crashing: the
 #: next restart waits (doubling up to RESTART_MAX_DELAY) instead of spinning.
 QUICK_DEATH = 2.0
@@ -123,7 +126,9 @@ class Supervisor:
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
-            self.workers = [self._spawn(payload, sock.fileno()) for _ in range(config.workers)]
+            self.workers = [
+                self._spawn(payload, sock.fileno(), index) for index in range(config.workers)
+            ]
             self._delays = [0.0] * config.workers
             self._due = [0.0] * config.workers
             while not self.stopping:
@@ -141,10 +146,18 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     os.unlink(config.uds)
 
-    def _spawn(self, payload: str, fd: int) -> Worker:
+    def _spawn(self, payload: str, fd: int, index: int) -> Worker:
         ready_read, ready_write = os.pipe()
         os.set_blocking(ready_read, False)
-        env = dict(os.environ, **{CONFIG_ENV: payload, READY_FD_ENV: str(ready_write)})
+        env = dict(
+            os.environ,
+            **{
+                CONFIG_ENV: payload,
+                READY_FD_ENV: str(ready_write),
+                INDEX_ENV: str(index),
+                SERVER_PROCESSES: str(self.config.workers),
+            },
+        )
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "djwire.server.worker_process"],
@@ -164,7 +177,7 @@ class Supervisor:
         for index, worker in enumerate(self.workers):
             if worker is None:
                 if now >= self._due[index] and not self.stopping:
-                    self.workers[index] = self._spawn(payload, fd)
+                    self.workers[index] = self._spawn(payload, fd, index)
                 continue
             code = worker.process.poll()
             # After poll(): a worker that said "ready" and then died has its byte

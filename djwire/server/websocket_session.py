@@ -6,28 +6,34 @@ An idle connection costs this object, the websockets protocol object and the app
 own task: no timer (the server's clock sweeps deadlines), no queue until messages
 actually pile up, no compression state between messages.
 
-The session is also the connection's :class:`djwire.layers.direct.DirectSocket`:
-the channel layer may write pre-encoded frames straight to it.
+The session is also the connection's :class:`djwire.extensions.DirectSocket`: the
+channel layer may write pre-encoded frames straight to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
-from djwire.exceptions import RouteNotFound
-from djwire.layers.direct import SCOPE_EXTENSION, FrameEncoder
+from djwire.exceptions import ClientDisconnected
+from djwire.extensions import DIRECT_SOCKET, FrameEncoder
 from djwire.server.asgi_types import (
-    HTTP_ASGI,
     Message,
+    WebSocketConnectEvent,
     WebSocketDisconnectEvent,
     WebSocketScope,
 )
-from djwire.server.errors import ClientDisconnected
-from djwire.server.flow import INF, WriteFlow
-from djwire.server.protocols.http import Request, ResponseFraming, simple_response
-from djwire.server.protocols.proxy import apply_proxy_headers
+from djwire.server.connection import (
+    INF,
+    Address,
+    Connection,
+    ServerAddress,
+    client_name,
+    refusal_status,
+    status_phrase,
+)
+from djwire.server.protocols.http import Request, ResponseFraming
 from djwire.server.protocols.states import WEBSOCKET_APP, WebSocketAppState
 from djwire.server.protocols.websocket import (
     Closed,
@@ -37,15 +43,17 @@ from djwire.server.protocols.websocket import (
 )
 from djwire.server.state import ServerState, access_logger, logger
 
-if TYPE_CHECKING:
-    pass
-
-_CONNECT: Final = {"type": "websocket.connect"}
+_CONNECT: Final[WebSocketConnectEvent] = {"type": "websocket.connect"}
 #: The denial-response extension takes no options: one shared (empty) dict.
 _DENIAL_EXTENSION: Final[dict[str, Any]] = {}
 _OPEN = WebSocketAppState.OPEN
 _CONNECTING = WebSocketAppState.CONNECTING
+_RESPONDING = WebSocketAppState.RESPONDING
 _CLOSED = WebSocketAppState.CLOSED
+#: Why reading is paused (bits of ``read_paused``): frames arrived before the app
+#: accepted; the app is not reading the messages queued for it.
+_PAUSED_EARLY: Final = 1
+_PAUSED_FOR_QUEUE: Final = 2
 
 
 def _subprotocols(request: Request) -> list[str]:
@@ -56,13 +64,12 @@ def _subprotocols(request: Request) -> list[str]:
     return offered
 
 
-class WebSocketSession(WriteFlow):
+class WebSocketSession(Connection):
     """asyncio protocol for one WebSocket connection (after the upgrade request)."""
 
     __slots__ = (
         "accepted",
         "app_state",
-        "client",
         "closed",
         "connect_sent",
         "deadline",
@@ -73,28 +80,26 @@ class WebSocketSession(WriteFlow):
         "ping_sent",
         "proto",
         "queue",
-        "read_paused",
         "request",
         "response_headers",
         "response_status",
         "scope",
-        "state",
         "task",
-        "transport",
         "waiter",
     )
+
+    noun = "WebSocket"
 
     def __init__(
         self,
         state: ServerState,
         transport: asyncio.Transport,
         request: Request,
-        client: tuple[str, int] | None,
-        server: tuple[str, int | None] | None,
+        client: Address | None,
+        server: ServerAddress | None,
         peer_trusted: bool,
     ) -> None:
-        self.state = state
-        self.transport = transport
+        super().__init__(state, transport, client)
         self.request: Request | None = request
         self.proto: WebSocketProtocol = None  # type: ignore[assignment]
         self.app_state = _CONNECTING
@@ -105,45 +110,20 @@ class WebSocketSession(WriteFlow):
         self.deadline = INF
         self.last_heard = state.now
         self.ping_sent = 0.0
-        self.init_flow()
-        self.read_paused = False
         self.pending = b""
         self.framing: ResponseFraming | None = None
         self.response_status = 0
         self.response_headers: list[tuple[bytes, bytes]] | None = None
         self.accepted = False
         self.task: asyncio.Future[None] | None = None
-        scheme = "ws"
-        if peer_trusted:
-            client, scheme = apply_proxy_headers(
-                request.headers,
-                client,
-                scheme,
-                state.trusted_proxies,  # type: ignore[arg-type]
-                peer_trusted=True,
-            )
-        root_path = state.config.root_path
-        # Logs need only these; the scope itself goes to the app at start() and is
-        # not kept here (routers copy it, and an idle socket should hold one copy).
-        self.client = client
-        self.path = root_path + request.path
-        self.scope: WebSocketScope | None = {
-            "type": "websocket",
-            "asgi": HTTP_ASGI,
-            "http_version": request.http_version,
-            "scheme": scheme,
-            "server": server,
-            "client": client,
-            "root_path": root_path,
-            "path": self.path,
-            "raw_path": root_path.encode() + request.raw_path,
-            "query_string": request.query_string,
-            "headers": request.headers,
-            "subprotocols": _subprotocols(request),
-            "extensions": {"websocket.http.response": _DENIAL_EXTENSION, SCOPE_EXTENSION: self},
-        }
-        if state.lifespan_state is not None:
-            self.scope["state"] = state.lifespan_state.copy()
+        # The scope goes to the app at start() and is not kept here (routers copy
+        # it, and an idle socket should hold one copy); logs need only these.
+        scope: WebSocketScope = self.request_scope(request, "websocket", server, peer_trusted)
+        scope["subprotocols"] = _subprotocols(request)
+        scope["extensions"] = {"websocket.http.response": _DENIAL_EXTENSION, DIRECT_SOCKET: self}
+        self.scope: WebSocketScope | None = scope
+        self.client = scope["client"]  # as forwarded by a trusted proxy
+        self.path = scope["path"]
 
     def start(self, trailing: bytes) -> None:
         """Validate the handshake and hand the connection to the app."""
@@ -153,8 +133,8 @@ class WebSocketSession(WriteFlow):
         try:
             self.proto = WebSocketProtocol(request, state.ws_limits)
         except HandshakeRejected as exc:
-            logger.info("Rejected WebSocket handshake from %s: %s", self._who(), exc)
-            self.app_state = _CLOSED
+            logger.info("Rejected WebSocket handshake from %s: %s", self.who(), exc)
+            self.app_state = WEBSOCKET_APP.after(self.app_state, "refuse")
             self.transport.write(exc.response)
             self.transport.close()
             return
@@ -176,7 +156,7 @@ class WebSocketSession(WriteFlow):
     def data_received(self, data: bytes) -> None:
         self.last_heard = self.state.now
         if not self.accepted:
-            if self.app_state is _CONNECTING or self.app_state is WebSocketAppState.RESPONDING:
+            if self.app_state is _CONNECTING or self.app_state is _RESPONDING:
                 self._buffer_early(data)
             return  # handshake refused: the rest is discarded
         proto = self.proto
@@ -214,9 +194,7 @@ class WebSocketSession(WriteFlow):
         # Frames sent before our 101 (RFC 6455 4.1 says clients must wait, some
         # don't): kept until accept, with reading paused so they stay bounded.
         self.pending += data
-        if not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
+        self.pause_reading(_PAUSED_EARLY)
 
     def _deliver(self, events: list[Any]) -> None:
         for event in events:
@@ -232,11 +210,10 @@ class WebSocketSession(WriteFlow):
             if queue is None:
                 queue = self.queue = deque()
             queue.append(event)
-            if len(queue) >= self.state.config.ws_max_queue and not self.read_paused:
+            if len(queue) >= self.state.config.ws_max_queue:
                 # The app is not keeping up: stop reading so the client (and TCP)
                 # slows down instead of us buffering without bound.
-                self.read_paused = True
-                self.transport.pause_reading()
+                self.pause_reading(_PAUSED_FOR_QUEUE)
 
     def _on_closed(self, closed: Closed) -> None:
         if self.closed is not None:
@@ -269,7 +246,7 @@ class WebSocketSession(WriteFlow):
         future: asyncio.Future[Message] = self.state.loop.create_future()
         if not self.connect_sent:
             self.connect_sent = True
-            future.set_result(_CONNECT)
+            future.set_result(cast(Message, _CONNECT))
             return future
         queue = self.queue
         if queue:
@@ -277,12 +254,10 @@ class WebSocketSession(WriteFlow):
             if not queue:
                 self.queue = None
             if (
-                self.read_paused
-                and self.app_state is _OPEN
+                self.read_paused & _PAUSED_FOR_QUEUE
                 and len(queue) <= self.state.config.ws_max_queue // 2
             ):
-                self.read_paused = False
-                self.transport.resume_reading()
+                self.resume_reading(_PAUSED_FOR_QUEUE)
             return future
         if self.closed is not None:
             future.set_result(self._disconnect_message())
@@ -317,35 +292,38 @@ class WebSocketSession(WriteFlow):
             if kind == "websocket.close":
                 return  # closing twice is harmless
             raise ClientDisconnected("WebSocket is closed")
-        more_body = bool(message.get("more_body", False))
-        event = kind
-        if kind == "websocket.http.response.body" and not more_body:
-            event = "websocket.http.response.body:last"
-        new_state = WEBSOCKET_APP.next(state, event)
+        # Checked first, entered once the message has been acted on: a message
+        # the server cannot put on the wire (a bad header...) changes nothing.
+        new_state = WEBSOCKET_APP.next(state, kind)
         if kind == "websocket.accept":
-            self._accept(message)
+            response = self.proto.accept(
+                message.get("subprotocol"),
+                list(message.get("headers") or ()),
+                server=self.state.server_header,
+                date=None,
+            )
+            self.app_state = new_state  # before the early frames are delivered
+            self._accepted(response)
         elif kind == "websocket.close":
             if state is _CONNECTING:
-                self._refuse(403, b"Forbidden\n")
+                self._refuse(403)
             else:
                 self._close(message.get("code") or 1000, message.get("reason") or "")
+            self.app_state = new_state
         elif kind == "websocket.http.response.start":
             self.response_status = int(message["status"])
-            self.framing = ResponseFraming(head_request=False, keep_alive=False, http11=True)
             self.response_headers = list(message.get("headers") or ())
+            self.app_state = new_state
         else:
-            self._write_denial_body(message.get("body", b""), more_body)
-        self.app_state = new_state
+            last = not message.get("more_body", False)
+            self._write_denial_body(bytes(message.get("body", b"")), last)
+            if last:
+                new_state = WEBSOCKET_APP.after(new_state, "end")
+            self.app_state = new_state
 
-    def _accept(self, message: Message) -> None:
+    def _accepted(self, response: bytes) -> None:
         state = self.state
-        data = self.proto.accept(
-            message.get("subprotocol"),
-            list(message.get("headers") or ()),
-            server=state.server_header,
-            date=None,
-        )
-        self.transport.write(data)
+        self.transport.write(response)
         self.accepted = True
         self.request = None
         self.deadline = INF
@@ -357,38 +335,30 @@ class WebSocketSession(WriteFlow):
             self.pending = b""
             events = self.proto.receive_data(pending)
             self._flush()
-            self.app_state = _OPEN
             self._deliver(events)
-        if self.read_paused and self.closed is None:
-            self.read_paused = False
-            self.transport.resume_reading()
+        if self.closed is None:
+            self.resume_reading(_PAUSED_EARLY)
 
-    def _refuse(self, status: int, body: bytes) -> None:
+    def _refuse(self, status: int, reason: str = "") -> None:
         """Deny the handshake with a plain HTTP answer and close."""
         if self.state.access_log:
             self._log_access(status)
-        self.transport.write(simple_response(status, body, date=self.state.date))
+        body = f"{status_phrase(status)}{': ' if reason else ''}{reason}\n"
+        self.transport.write(self.error_answer(status, body.encode()))
         self.transport.close()
         self._on_closed(Closed(1006, ""))
 
-    def _write_denial_body(self, body: bytes, more_body: bool) -> None:
+    def _write_denial_body(self, body: bytes, last: bool) -> None:
         framing = self.framing
-        assert framing is not None
-        headers = self.response_headers
-        if headers is not None:
-            self.response_headers = None
-            data = framing.head(
-                self.response_status,
-                headers,
-                bytes(body),
-                not more_body,
-                date=self.state.date,
-                server=self.state.server_header,
+        if framing is None:
+            self.framing, data = self.start_response(
+                self.response_status, self.response_headers or [], body, last
             )
+            self.response_headers = None
         else:
-            data = framing.body(bytes(body), not more_body)
+            data = framing.body(body, last)
         self.transport.write(data)
-        if not more_body:
+        if last:
             if self.state.access_log:
                 self._log_access(self.response_status)
             self.transport.close()
@@ -421,7 +391,7 @@ class WebSocketSession(WriteFlow):
         if self.closed is not None:
             raise ClientDisconnected("WebSocket closed while waiting to send")
 
-    # -- DirectSocket (djwire.layers.direct) ---------------------------------------------
+    # -- DirectSocket (djwire.extensions) ---------------------------------------------------
 
     @property
     def frame_encoder(self) -> FrameEncoder:
@@ -437,15 +407,11 @@ class WebSocketSession(WriteFlow):
         if transport.get_write_buffer_size() + len(frame) > self.state.config.write_buffer_limit:
             # This client reads slower than the group talks. It cannot wait
             # (fan-out never blocks), and buffering more would be unbounded.
-            logger.info("Closing WebSocket from %s: client stopped reading", self._who())
-            self.abort()
+            self.close_slow_reader()
             return False
         transport.write(frame)
-        if self.write_paused and self.drain_waiter is None:
-            # Start the slow-reader clock as a send() would.
-            self.write_deadline = min(
-                self.write_deadline, self.state.now + self.state.config.send_timeout
-            )
+        if self.write_paused:
+            self.start_write_clock()  # as a send() that waits would
         return True
 
     # -- running the app ---------------------------------------------------------------
@@ -462,11 +428,13 @@ class WebSocketSession(WriteFlow):
         error = task.exception()
         if error is None:
             self._after_app(403, 1000)
-        elif isinstance(error, RouteNotFound):
-            logger.warning("Not Found: WebSocket %s (%s)", self.path, error)
-            self._after_app(403, 1011)
         elif isinstance(error, ClientDisconnected):
             self._after_app(500, 1011)
+        elif (status := refusal_status(error)) is not None:
+            # A refusal (no route...): one line, and a handshake gets 403 as any
+            # denied WebSocket does (ASGI spec, websocket.close before accept).
+            logger.warning("%s: WebSocket %s (%s)", status_phrase(status), self.path, error)
+            self._after_app(403, 1011)
         else:
             logger.error(
                 "Exception in ASGI application for WebSocket %s",
@@ -481,22 +449,20 @@ class WebSocketSession(WriteFlow):
         if self.closed is not None and state is not _OPEN:
             return
         if state is _CONNECTING:
-            self.app_state = _CLOSED
-            self._refuse(status, b"Forbidden\n" if status == 403 else b"Internal Server Error\n")
-        elif state is WebSocketAppState.RESPONDING:
-            self.app_state = _CLOSED
+            self.app_state = WEBSOCKET_APP.after(state, "refuse")
+            self._refuse(status)
+        elif state is _RESPONDING:
+            self.app_state = WEBSOCKET_APP.after(state, "end")
             self.abort()
         elif state is _OPEN:
-            self.app_state = _CLOSED
+            self.app_state = WEBSOCKET_APP.after(state, "close")
             if self.closed is None and self.proto.is_open:
                 self._close(code, "")
 
     # -- session interface (registry) ---------------------------------------------------
 
     def check_timeouts(self, now: float) -> None:
-        if now >= self.write_deadline:
-            logger.info("Closing WebSocket from %s: client stopped reading", self._who())
-            self.abort()
+        if self.stalled_writer(now):
             return
         if now >= self.deadline:
             if self.app_state is _CONNECTING:
@@ -505,8 +471,8 @@ class WebSocketSession(WriteFlow):
                     self.path,
                     self.state.config.ws_handshake_timeout,
                 )
-                self.app_state = _CLOSED
-                self._refuse(503, b"Service Unavailable: handshake timed out\n")
+                self.app_state = WEBSOCKET_APP.after(self.app_state, "refuse")
+                self._refuse(503, "handshake timed out")
             else:
                 self.abort()  # closing handshake never completed
             return
@@ -522,12 +488,12 @@ class WebSocketSession(WriteFlow):
         if self.ping_sent:
             if self.last_heard >= self.ping_sent:
                 self.ping_sent = 0.0
-            elif now - self.ping_sent >= self.state.config.ws_ping_timeout:
-                logger.info("Closing WebSocket from %s: keepalive ping timeout", self._who())
+            elif now - self.ping_sent >= config.ws_ping_timeout:
+                logger.info("Closing WebSocket from %s: keepalive ping timeout", self.who())
                 self.proto.fail(1011, "keepalive ping timeout")
                 self._flush()
                 self._on_closed(Closed(1011, "keepalive ping timeout"))
-                self.deadline = now + self.state.config.ws_close_timeout
+                self.deadline = now + config.ws_close_timeout
                 return
         if not self.ping_sent and now - self.last_heard >= interval:
             self.proto.send_ping(b"")
@@ -536,14 +502,11 @@ class WebSocketSession(WriteFlow):
 
     def shutdown(self) -> None:
         if self.app_state is _CONNECTING:
-            self.app_state = _CLOSED
-            self._refuse(503, b"Service Unavailable: server shutting down\n")
+            self.app_state = WEBSOCKET_APP.after(self.app_state, "refuse")
+            self._refuse(503, "server shutting down")
         elif self.proto is not None and self.proto.is_open:
             self._close(1001, "going away")
             self._on_closed(Closed(1001, "going away"))
-
-    def abort(self) -> None:
-        self.transport.abort()
 
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
@@ -553,14 +516,10 @@ class WebSocketSession(WriteFlow):
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _who(self) -> str:
-        client = self.client
-        return f"{client[0]}:{client[1]}" if client else "unix socket"
-
     def _log_access(self, status: int) -> None:
         access_logger.info(
             '%s - "WebSocket %s" %d',
-            self._who(),
+            client_name(self.client, "-"),
             self.path,
             status,
         )

@@ -7,7 +7,7 @@ import sys
 
 from djwire.server.logs import configure_logging
 from djwire.server.run import run_config
-from djwire.server.supervisor import CONFIG_ENV, READY_FD_ENV, read_payload
+from djwire.server.supervisor import CONFIG_ENV, INDEX_ENV, READY_FD_ENV, read_payload
 
 
 def main() -> int:
@@ -20,7 +20,8 @@ def main() -> int:
         os.close(ready_fd)
 
     configure_logging(config)
-    return run_config(config, explicit=explicit, on_ready=ready)
+    first = os.environ.get(INDEX_ENV) == "0"
+    return run_config(config, explicit=explicit, on_ready=ready, startup_checks=first)
 
 
 if __name__ == "__main__":

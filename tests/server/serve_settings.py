@@ -3,7 +3,8 @@
 ``LOGGING`` leaves out ``disable_existing_loggers``, so ``dictConfig`` applies its
 default (True), as many projects do; ``$DJWIRE_TEST_LOGGING=project`` names
 djwire's server logger instead. ``DJWIRE_SERVER`` comes from
-``$DJWIRE_TEST_SERVER_SETTINGS`` (JSON) when set.
+``$DJWIRE_TEST_SERVER_SETTINGS`` (JSON) when set, ``TIME_ZONE`` from
+``$DJWIRE_TEST_TIME_ZONE``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ else:
         "handlers": {"console": {"class": "logging.StreamHandler"}},
         "root": {"handlers": ["console"], "level": "WARNING"},
     }
+
+if "DJWIRE_TEST_TIME_ZONE" in os.environ:
+    TIME_ZONE = os.environ["DJWIRE_TEST_TIME_ZONE"]
 
 DJWIRE_SERVER = json.loads(
     os.environ.get("DJWIRE_TEST_SERVER_SETTINGS", '{"server_header": false, "date_header": false}')

@@ -314,3 +314,24 @@ async def test_stalled_request_body_times_out_with_408():
         raw = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
         (response,) = parse_responses(await exchange(running.port, raw))
         assert response.body == b"complete"
+
+
+async def test_pipelined_requests_over_the_connection_limit_get_one_503(caplog: Any) -> None:
+    async with serve(hello, max_connections=1) as running:
+        _holder_reader, holder = await open_raw(running.port)
+        await asyncio.sleep(0.05)
+        pipelined = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 3
+        responses = parse_responses(await exchange(running.port, pipelined))
+        assert [r.status for r in responses] == [503]
+        holder.close()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_http11_request_without_host_gets_400_and_http10_is_served() -> None:
+    async with serve(hello) as running:
+        (refused,) = parse_responses(
+            await exchange(running.port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        )
+        assert refused.status == 400 and refused.body == b"Missing Host header\n"
+        (served,) = parse_responses(await exchange(running.port, b"GET / HTTP/1.0\r\n\r\n"))
+        assert served.status == 200 and served.body == b"hello"

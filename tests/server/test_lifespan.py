@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from djwire.exceptions import UnexpectedMessage
 from djwire.server.config import Config
 from djwire.server.server import Server
 
@@ -65,3 +66,23 @@ async def test_app_without_lifespan_is_served_in_auto_mode_and_refused_in_on_mod
         assert response.status == 204
     server = Server(Config(app=http_only, host="127.0.0.1", port=0, lifespan="on"), http_only)
     assert await asyncio.wait_for(server.serve(install_signals=False), 10) == 3
+
+
+async def test_an_answer_out_of_order_raises_unexpected_message_in_the_app() -> None:
+    raised: list[str] = []
+
+    async def confused(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        try:
+            await send({"type": "lifespan.shutdown.complete"})
+        except UnexpectedMessage as exc:
+            raised.append(str(exc))
+            raise
+
+    server = Server(Config(app=confused, host="127.0.0.1", port=0, lifespan="on"))
+    assert await asyncio.wait_for(server.serve(install_signals=False), 10) == 3
+    assert raised == [
+        "Expected 'lifespan.startup.complete' or 'lifespan.startup.failed', "
+        "got 'lifespan.shutdown.complete' in state STARTING"
+    ]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import calendar
 import re
 import signal
 import subprocess
 import time
 
+import pytest
+
 from .support import Response, exchange, free_port, parse_responses
 from .test_cli import spawn as cli_spawn
 
 PROJECT = "tests.server.serve_asgi"
-#: Our own stderr handler's format: "2026-01-01 12:00:00,000 INFO message".
-OUR_FORMAT = r"\d{4}-\d\d-\d\d [\d:,]+ INFO "
+#: Our own stderr handler's format: "2026-01-01 12:00:00.000 UTC INFO message".
+OUR_FORMAT = r"\d{4}-\d\d-\d\d [\d:.]+ UTC INFO "
 
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -103,3 +106,46 @@ def test_an_unknown_djwire_server_key_exits_2_naming_the_valid_ones() -> None:
     assert code == 2, stderr
     assert "DJWIRE_SERVER: unknown server setting 'send_timout'" in stderr
     assert "send_timeout" in stderr
+
+
+@pytest.fixture(scope="module")
+def two_workers_log() -> str:
+    """stderr of ``djwire serve --workers 2`` of the Django project, served twice.
+
+    Its TIME_ZONE (+14h) and the command's TZ (-6h) differ; the layer is in-memory.
+    """
+    port = free_port()
+    zones = {"TZ": "Etc/GMT+6", "DJWIRE_TEST_TIME_ZONE": "Pacific/Kiritimati"}
+    process = spawn("--port", str(port), "--workers", "2", env=zones)
+    try:
+        for _ in range(2):
+            assert asyncio.run(get_where(port)).status == 200
+    finally:
+        code, stderr = finish(process)
+    assert code == 0, stderr
+    return stderr
+
+
+def test_supervisor_and_workers_log_on_one_clock_utc(two_workers_log: str) -> None:
+    """Django sets each worker's TZ to TIME_ZONE; the supervisor never loads Django."""
+    stamps = {
+        line.split(" UTC ", 1)[1].split(" ", 1)[1]: calendar.timegm(
+            time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+        )
+        for line in two_workers_log.splitlines()
+        if "serving on" in line or "GET /where/" in line
+    }
+    assert any(message.startswith("djwire supervisor") for message in stamps), two_workers_log
+    assert any(message.startswith("djwire serving on") for message in stamps), two_workers_log
+    for message, stamp in stamps.items():
+        assert abs(stamp - time.time()) < 120, message
+
+
+def test_workers_on_a_process_local_layer_warn_once_at_start(two_workers_log: str) -> None:
+    warnings = [line for line in two_workers_log.splitlines() if "djwire.W010" in line]
+    assert len(warnings) == 1, two_workers_log
+    assert (
+        " UTC WARNING CHANNEL_LAYERS['default'] (djwire.layers.InMemoryChannelLayer)"
+        in (warnings[0])
+    )
+    assert "2 server processes" in warnings[0]

@@ -12,8 +12,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from djwire.exceptions import RouteNotFound
-from djwire.layers.direct import SCOPE_EXTENSION, DirectSocket
-from djwire.server.errors import ClientDisconnected
+from djwire.extensions import DIRECT_SOCKET, DirectSocket
+from djwire.server import ClientDisconnected
 
 from .support import TIMEOUT, raw_websocket, serve
 
@@ -292,7 +292,7 @@ async def test_direct_socket_in_scope_shares_one_encoder_and_writes_frames():
     ready = asyncio.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        direct = scope["extensions"][SCOPE_EXTENSION]
+        direct = scope["extensions"][DIRECT_SOCKET]
         await receive()
         before = direct.write_frame(direct.frame_encoder("early", None))
         await send({"type": "websocket.accept"})
@@ -329,7 +329,7 @@ async def test_direct_socket_with_deflate_has_its_own_encoder():
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "websocket.accept"})
-        direct = scope["extensions"][SCOPE_EXTENSION]
+        direct = scope["extensions"][DIRECT_SOCKET]
         sockets.append(direct)
         assert direct.write_frame(direct.frame_encoder("squeezed " * 50, None))
         await receive()
@@ -350,7 +350,7 @@ async def test_direct_write_to_a_client_that_stopped_reading_closes_it():
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "websocket.accept"})
-        direct = scope["extensions"][SCOPE_EXTENSION]
+        direct = scope["extensions"][DIRECT_SOCKET]
         frame = direct.frame_encoder("y" * 65000, None)
         for _ in range(2000):
             ok = direct.write_frame(frame)
@@ -395,7 +395,7 @@ async def test_direct_writes_to_a_client_that_catches_up_do_not_close_it():
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "websocket.accept"})
-        direct = scope["extensions"][SCOPE_EXTENSION]
+        direct = scope["extensions"][DIRECT_SOCKET]
         frame = direct.frame_encoder(None, b"b" * 1_000_000)
         while not direct.write_paused:  # fill the kernel buffers, then ours a little
             assert direct.write_frame(frame)

@@ -74,6 +74,7 @@ class RedisChannelLayer(BaseChannelLayer):
     """A channel layer over Redis; see the module docstring."""
 
     extensions: ClassVar[list[str]] = ["groups", "flush", "queues"]
+    shared_between_processes: ClassVar[bool] = True
 
     def __init__(
         self,

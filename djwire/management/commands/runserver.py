@@ -149,7 +149,7 @@ class Command(StaticfilesRunserverCommand):
             app = accelerate(app, threads=config.django_threads)
             config = config.replace(app=app)
         configure_logging(config)
-        server = Server(config, app)
+        server = Server(config)
         server.on_started = lambda running: self.on_bind(running.sockets[0].getsockname()[1])
         main_thread = threading.current_thread() is threading.main_thread()
         try:

@@ -6,6 +6,8 @@ server needs (RFC 9110/9112) and the response framing rules:
 * request head larger than ``max_header_size`` or with more than
   ``max_header_count`` fields -> :class:`Rejected` 431 (RFC 6585 section 5);
 * a body over ``max_request_body_size`` -> :class:`Rejected` 413 (RFC 9110 15.5.14);
+* an HTTP/1.1 request without a ``Host`` header, or any request with more than one
+  -> :class:`Rejected` 400 (RFC 9112 section 3.2; HTTP/1.0 may omit it);
 * anything llhttp refuses -> :class:`Rejected` 400, after which the connection
   must close (RFC 9112 section 2.2: a server that cannot parse the framing
   cannot find the next request).
@@ -243,8 +245,11 @@ class HttpRequestReader:
         chunked = False
         expect_continue = False
         upgrade: bytes | None = None
+        hosts = 0
         for name, value in self._headers:
-            if name == b"content-length":
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length":
                 content_length = int(value)  # llhttp has validated the digits
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
@@ -252,6 +257,12 @@ class HttpRequestReader:
                 expect_continue = value.lower() == b"100-continue"
             elif name == b"upgrade":
                 upgrade = value.lower()
+        http_version = parser.get_http_version()
+        if hosts != 1 and (hosts or http_version != "1.0"):
+            # RFC 9112 section 3.2: the target's authority cannot be known.
+            raise _LimitExceeded(
+                400, "Missing Host header" if not hosts else "Several Host headers"
+            )
         if chunked:
             content_length = None
         limit = self._limits.max_request_body_size
@@ -262,7 +273,7 @@ class HttpRequestReader:
             method=method,
             raw_path=raw_path,
             query_string=query,
-            http_version=parser.get_http_version(),
+            http_version=http_version,
             headers=self._headers,
             keep_alive=parser.should_keep_alive(),
             expect_continue=expect_continue,

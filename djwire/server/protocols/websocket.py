@@ -19,7 +19,7 @@ import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from websockets.datastructures import Headers as WsHeaders
 from websockets.exceptions import InvalidHandshake, InvalidUpgrade
@@ -37,6 +37,24 @@ from djwire.server.protocols.http import (
     check_header,
     simple_response,
 )
+
+#: Members of websockets' ``ServerProtocol`` this module uses that are not its
+#: documented API, with what for. tests/server/test_private_apis.py checks each one
+#: against the installed websockets and fails naming it when a release changes it.
+WEBSOCKETS_INTERNALS: Final = {
+    "current_size": "idle release; a close frame inside a fragmented message",
+    "expect_continuation_frame": "idle release: no fragmented message being sent",
+    "reader": "idle release: nothing buffered (reader.buffer)",
+    "writes": "idle release, has_output: nothing waiting to be written",
+    "events": "idle release: no frame waiting to be taken",
+    "parser": "idle release: the parser generator waits between frames (at_eof)",
+    "eof_sent": "the connection is over once the server ended the stream",
+    "close_rcvd": "the close code and reason for websocket.disconnect",
+    "close_sent": "the close code and reason for websocket.disconnect",
+    "extensions": "the negotiated extensions, kept while the parser is released",
+    "process_request": "handshake validation and negotiation, without the response",
+    "recv_frame": "overridden: a close frame inside a fragmented message",
+}
 
 # websockets logs "connection open/closed" at INFO for every socket; the server has
 # its own access log, so its protocol objects log to a quiet child logger.

@@ -109,6 +109,32 @@ def test_malformed_request_is_rejected_with_400_and_nothing_after():
     assert reader.feed(b"GET / HTTP/1.1\r\n\r\n") == []
 
 
+def test_http11_request_without_host_is_rejected_with_400():
+    # RFC 9112 section 3.2: "A server MUST respond with a 400 (Bad Request) status
+    # code to any HTTP/1.1 request message that lacks a Host header field".
+    (rejected,) = feed(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n")
+    assert rejected == Rejected(400, "Missing Host header")
+
+
+def test_http10_request_may_omit_host():
+    request, end = feed(b"GET / HTTP/1.0\r\n\r\n")
+    assert isinstance(request, Request) and isinstance(end, EndOfMessage)
+
+
+def test_several_host_headers_are_rejected_with_400_in_any_version():
+    for version in (b"1.0", b"1.1"):
+        raw = b"GET / HTTP/" + version + b"\r\nHost: a\r\nHost: b\r\n\r\n"
+        assert feed(raw) == [Rejected(400, "Several Host headers")]
+
+
+def test_websocket_upgrade_without_host_is_rejected_with_400():
+    raw = (
+        b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert feed(raw) == [Rejected(400, "Missing Host header")]
+
+
 def test_garbage_is_rejected_with_400():
     (rejected,) = feed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
     assert isinstance(rejected, Rejected) and rejected.status == 400
@@ -299,7 +325,8 @@ def test_generated_requests_parse_back_whatever_the_cuts(
     headers = [
         (n, v)
         for n, v in headers
-        if n not in ("content-length", "transfer-encoding", "upgrade", "connection", "expect")
+        if n
+        not in ("content-length", "transfer-encoding", "upgrade", "connection", "expect", "host")
     ]
     target = "/" + "/".join(path)
     lines = [f"{method} {target} HTTP/1.1", "Host: h"] + [f"{n}: {v}" for n, v in headers]

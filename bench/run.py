@@ -602,9 +602,12 @@ def noise_lines(results: Results) -> list[str]:
     return lines
 
 
-def versions() -> str:
-    names = ["django", "asgiref", "channels", "daphne", "twisted", "uvicorn", "gunicorn",
+#: The packages whose versions the report names.
+VERSIONED = ["django", "asgiref", "channels", "daphne", "twisted", "uvicorn", "gunicorn",
              "websockets", "httptools", "uvloop", "picows"]  # fmt: skip
+
+
+def versions(names: list[str] = VERSIONED) -> str:
     parts = []
     for name in names:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -748,6 +751,10 @@ def write_report(
         body = table(results, workload, ROWS[workload])
         if body:
             lines += [f"## {TITLES[workload]}", "", *body, ""]
+    # Gateway mode is measured by bench/gateway.py; its section is kept here.
+    from gateway import section_lines
+
+    lines += section_lines()
     lines += ["## Noise", "", *noise_lines(results), ""]
     lines += [
         "## Targets (issue 3)",

@@ -33,7 +33,7 @@ PROFILES = bench.BENCH / "profiles"
 WAITING = (
     "_worker (concurrent/futures/thread.py:81)",
     "wait (threading.py:",
-    "ThreadPool._work (djwire/server/thread_pool.py:",
+    "ThreadPool._work (djwire/django_http/thread_pool.py:",
 )
 #: C frames of a thread blocked on a lock or queue (with --native).
 BLOCKED = ("PyThread_acquire_lock_timed", "_queue_SimpleQueue_get")

@@ -47,7 +47,7 @@ DJANGO_FACING = [
     "tests/testing",
     "tests/layers/test_memory.py",
     "tests/layers/test_contract.py",
-    "tests/server/test_django_http.py",
+    "tests/django_http",
     "tests/server/test_serve_django.py",
     "tests/server/test_runserver.py",
     "tests/examples/test_demo_site.py",

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from djwire.extensions import DIRECT_SOCKET
 from djwire.typing import ASGIReceive, ASGISend, Scope
 
 from . import protocol
@@ -472,7 +473,7 @@ class WebSocketLink(Link):
                 return  # a resumed consumer accepting again
             self.accepted = True
             await self._send(event)
-            socket = self.scope.get("extensions", {}).get("djwire.direct")
+            socket = self.scope.get("extensions", {}).get(DIRECT_SOCKET)
             if socket is not None:
                 self.layer.attach_socket(self.conn, socket)
         elif kind == "websocket.close":

@@ -49,7 +49,7 @@ def load(app: str | ASGIApp, *, django_fast_path: bool = True, threads: int = 16
     """The app to serve: imported if a string, Django's HTTP handler sped up."""
     loaded = import_app(app) if isinstance(app, str) else app
     if django_fast_path:
-        from djwire.server.django_http import accelerate
+        from djwire.django_http import accelerate
 
         loaded = accelerate(loaded, threads=threads)
     return loaded

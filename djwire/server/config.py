@@ -146,7 +146,7 @@ class Config:
 
     # -- Django ----------------------------------------------------------------
     #: Serve plain sync Django views in one thread-pool hop instead of the ASGI
-    #: handler's per-middleware hops (djwire.server.django_http).
+    #: handler's per-middleware hops (djwire.django_http).
     django_fast_path: bool = True
     #: Threads for sync Django views on the fast path.
     django_threads: int = 16

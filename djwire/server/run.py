@@ -75,7 +75,7 @@ def run_config(
     if startup_checks:
         run_startup_checks()
     if config.django_fast_path:
-        from djwire.server.django_http import accelerate
+        from djwire.django_http import accelerate
 
         app = accelerate(app, threads=config.django_threads)
     server = Server(config.replace(app=app))

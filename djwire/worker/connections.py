@@ -302,9 +302,13 @@ class ConnectionHost:
         settings: WorkerSettings | None = None,
         gateway_settings: GatewaySettings | None = None,
     ) -> None:
+        self.settings = settings or WorkerSettings()
+        if self.settings.django_fast_path:
+            from djwire.django_http import accelerate
+
+            application = accelerate(application, threads=self.settings.django_threads)
         self.application = application
         self.layer = layer
-        self.settings = settings or WorkerSettings()
         self.gateway_settings = gateway_settings or GatewaySettings.from_django()
         self.max_connections = self.settings.max_connections
         self.channel = ""

@@ -7,6 +7,8 @@ Read from Django settings when a worker starts, never at import time::
         "prefetch": None,         # taken ahead of free slots (None: as many as concurrency)
         "shutdown_timeout": 30,
         "max_connections": 10_000,
+        "django_fast_path": True,  # sync Django views in one thread hop (runworker --connections)
+        "django_threads": 16,
     }
     DJWIRE_RELIABLE_CHANNELS = {
         "thumbnails": {"max_attempts": 5},      # at-least-once, retried, then dead-lettered
@@ -27,7 +29,7 @@ import fnmatch
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -79,6 +81,10 @@ class WorkerSettings:
     prefetch: int | None = None
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: Gateway connections: serve plain sync Django views in one thread-pool hop, as
+    #: ``djwire serve`` does (djwire.django_http), on this many threads.
+    django_fast_path: bool = True
+    django_threads: int = 16
     reliable: tuple[tuple[re.Pattern[str], Reliability], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -88,8 +94,10 @@ class WorkerSettings:
             raise ValueError("prefetch must be an integer >= 0 (or None)")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must be >= 0")
-        if not isinstance(self.max_connections, int) or self.max_connections < 1:
-            raise ValueError("max_connections must be an integer of at least 1")
+        for name in ("max_connections", "django_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer of at least 1")
 
     @property
     def taken_at_most(self) -> int:
@@ -111,7 +119,8 @@ class WorkerSettings:
         from django.conf import settings
 
         options = dict(getattr(settings, "DJWIRE_WORKER", None) or {})
-        unknown = set(options) - {"concurrency", "prefetch", "shutdown_timeout", "max_connections"}
+        known = {f.name for f in fields(cls)} - {"reliable"}
+        unknown = set(options) - known
         if unknown:
             raise ImproperlyConfigured(f"Unknown DJWIRE_WORKER keys: {sorted(unknown)}")
         options.update({key: value for key, value in overrides.items() if value is not None})

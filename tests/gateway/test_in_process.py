@@ -334,3 +334,68 @@ async def test_a_classic_connection_moves_to_another_worker_and_goes_on(
             await ws.send(text)
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == text
         await ws.close()  # while a worker still runs it
+
+
+class Resumable(AsyncJsonWebsocketConsumer):
+    """Keeps a future (cannot travel) and a name (travels); rebuilds the future on resume."""
+
+    async def connect(self) -> None:
+        self.name = "kept"
+        self.pending = asyncio.get_running_loop().create_future()
+        self.resumes = 0
+        await self.accept()
+
+    async def resumed(self) -> None:
+        self.resumes += 1
+        self.pending = asyncio.get_running_loop().create_future()
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        assert not self.pending.done()
+        await self.send_json({"name": self.name, "resumes": self.resumes})
+
+
+class Narrow(AsyncJsonWebsocketConsumer):
+    state_attributes = ("kept",)
+
+    async def connect(self) -> None:
+        self.kept, self.dropped = 1, 2
+        await self.accept()
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        await self.send_json({"kept": self.kept, "dropped": getattr(self, "dropped", None)})
+
+
+async def test_what_moves_with_a_consumer_and_what_resumed_rebuilds(
+    layer: InMemoryChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = URLRouter([path("resumable/", Resumable.as_asgi()), path("narrow/", Narrow.as_asgi())])
+
+    @contextlib.asynccontextmanager
+    async def worker() -> AsyncIterator[ConnectionHost]:
+        host = ConnectionHost(app, layer, WorkerSettings(shutdown_timeout=2), FAST)
+        task = asyncio.ensure_future(host.handle())
+        try:
+            yield host
+        finally:
+            await host.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    gateway = GatewayApp(FAST)
+    async with serve(gateway) as server, contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(worker())
+        resumable = await stack.enter_async_context(connect(server.url("/resumable/")))
+        narrow = await stack.enter_async_context(connect(server.url("/narrow/")))
+        await resumable.send("{}")
+        assert await recv_json(resumable) == {"name": "kept", "resumes": 0}
+        await narrow.send("{}")
+        assert await recv_json(narrow) == {"kept": 1, "dropped": 2}
+        await stack.enter_async_context(worker())
+        await first.stop()  # both move: new instances, state restored, resumed() called
+        await resumable.send("{}")
+        assert await recv_json(resumable) == {"name": "kept", "resumes": 1}
+        await narrow.send("{}")
+        assert await recv_json(narrow) == {"kept": 1, "dropped": None}
+        await resumable.close()
+        await narrow.close()
+    assert "Resumable.pending cannot be pickled" in caplog.text

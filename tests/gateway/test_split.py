@@ -24,6 +24,8 @@ from tests.support.processes import PYTHON, ROOT, Process, answers_http, log_say
 from tests.support.redis_servers import RedisServer, free_port
 
 TIMEOUT = 20
+#: Bound on waits for a whole exchange to settle (the machine may be loaded).
+SETTLE = 60
 SETTINGS = "tests.gateway.project.settings"
 
 
@@ -72,7 +74,19 @@ class Deployment:
         ready = log_says("taking connections") if "--connections" in args else log_says("Running")
         process = Process(command, self.env, self._log("worker"), ready).start(wait=wait)
         self.workers.append(process)
+        if wait and "--connections" in args:
+            self.wait_until_gateways_see_a_worker()
         return process
+
+    def wait_until_gateways_see_a_worker(self) -> None:
+        """A worker is ready once its heartbeat reached the gateways: before that a
+        gateway that has been up a while answers 503 "no worker is running"."""
+        for _, port in self.gateways:
+            deadline = time.monotonic() + SETTLE
+            while time.monotonic() < deadline:
+                if _fetch(f"http://127.0.0.1:{port}/hello/")[0] != 503:
+                    break
+                time.sleep(0.05)
 
     def stop(self) -> None:
         for process in self.workers:
@@ -142,7 +156,7 @@ async def chat_session(
     for chatter in chatters:
         await chatter.say(f"{chatter.name}-hello")
         sent += 1
-    await _until(lambda: all(len(c.received) >= sent for c in chatters), TIMEOUT * 3)
+    await _until(lambda: all(len(c.received) >= sent for c in chatters), SETTLE)
     background = asyncio.ensure_future(asyncio.to_thread(during))
     for round_number in range(rounds):
         for chatter in chatters:
@@ -150,7 +164,7 @@ async def chat_session(
             sent += 1
         await asyncio.sleep(pause)
     await background
-    await _until(lambda: all(len(c.received) >= sent for c in chatters), TIMEOUT * 3)
+    await _until(lambda: all(len(c.received) >= sent for c in chatters), SETTLE)
     for chatter in chatters:
         await chatter.socket.close()
     await asyncio.gather(*readers, return_exceptions=True)
@@ -229,12 +243,12 @@ def test_a_killed_worker_leaves_every_socket_open_and_the_chat_goes_on(
         readers = [asyncio.ensure_future(chatter.read()) for chatter in chatters]
         for chatter in chatters:
             await chatter.socket.send(json.dumps({"text": f"{chatter.name}-before"}))
-        await _until(lambda: all(len(c.received) >= 10 for c in chatters), TIMEOUT)
+        await _until(lambda: all(len(c.received) >= 10 for c in chatters), SETTLE)
         victim.kill()
         killed = time.monotonic()
         for chatter in chatters:
             await chatter.socket.send(json.dumps({"text": f"{chatter.name}-after"}))
-        await _until(lambda: all(len(c.received) >= 20 for c in chatters), TIMEOUT)
+        await _until(lambda: all(len(c.received) >= 20 for c in chatters), SETTLE)
         moved_in = time.monotonic() - killed
         for chatter in chatters:
             await chatter.socket.close()
@@ -453,6 +467,7 @@ def test_runserver_gateway_keeps_the_browser_connected_while_the_worker_reloads(
         log_says("taking connections"),
     ).start()
     deployment.workers.append(worker)
+    deployment.wait_until_gateways_see_a_worker()
 
     async def session() -> list[str]:
         replies = []

@@ -14,8 +14,15 @@ from pathlib import Path
 import djwire.server
 
 SERVER = Path(djwire.server.__file__).resolve().parent
-#: What the server may import of djwire: itself and the bottom of the import graph.
-ALLOWED = ("djwire.server", "djwire.exceptions", "djwire.extensions", "djwire.typing")
+#: What the server may import of djwire: itself, the bottom of the import graph, and
+#: the Django sync-view fast path (djwire.django_http: Django and the bottom only).
+ALLOWED = (
+    "djwire.server",
+    "djwire.exceptions",
+    "djwire.extensions",
+    "djwire.typing",
+    "djwire.django_http",
+)
 
 
 def djwire_imports(path: Path) -> list[tuple[int, str]]:

@@ -2,7 +2,10 @@
 
 import time
 
+from channels.consumer import AsyncConsumer, SyncConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+
+from . import tally
 
 GROUP = "bench"
 PAYLOAD_SIZE = 100
@@ -36,3 +39,18 @@ class TriggerConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_send(
             GROUP, {"type": "chat.message", "text": stamped(text_data)}
         )
+
+
+class AsyncTaskConsumer(AsyncConsumer):
+    """bench/workers.py: a background task on a named channel whose handler does nothing
+    but count (``ChannelNameRouter`` -> consumer -> handler, as a ported app runs it)."""
+
+    async def bench_task(self, message):
+        tally.record(message["i"])
+
+
+class SyncTaskConsumer(SyncConsumer):
+    """bench/workers.py: the same task with a sync handler (run on a thread)."""
+
+    def bench_task(self, message):
+        tally.record(message["i"])

@@ -2,7 +2,10 @@
 
 import time
 
+from djwire.consumer import AsyncConsumer, SyncConsumer
 from djwire.generic.websocket import AsyncWebsocketConsumer
+
+from . import tally
 
 GROUP = "bench"
 PAYLOAD_SIZE = 100
@@ -47,3 +50,18 @@ class DirectTriggerConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_send(
             GROUP, {"type": "websocket.send", "text": stamped(text_data)}
         )
+
+
+class AsyncTaskConsumer(AsyncConsumer):
+    """bench/workers.py: a background task on a named channel whose handler does nothing
+    but count (``ChannelNameRouter`` -> consumer -> handler, as a ported app runs it)."""
+
+    async def bench_task(self, message):
+        tally.record(message["i"])
+
+
+class SyncTaskConsumer(SyncConsumer):
+    """bench/workers.py: the same task with a sync handler (run on a thread)."""
+
+    def bench_task(self, message):
+        tally.record(message["i"])

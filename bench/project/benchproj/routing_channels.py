@@ -1,4 +1,4 @@
-from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 from django.urls import path
 
 from . import consumers_channels as consumers
@@ -14,6 +14,14 @@ def make_application(django_http):
                     path("ws/member/", consumers.MemberConsumer.as_asgi()),
                     path("ws/trigger/handler/", consumers.TriggerConsumer.as_asgi()),
                 ]
+            ),
+            # bench/workers.py: named channels for runworker
+            "channel": ChannelNameRouter(
+                {
+                    "bench.async": consumers.AsyncTaskConsumer.as_asgi(),
+                    "bench.sync": consumers.SyncTaskConsumer.as_asgi(),
+                    "bench.reliable": consumers.AsyncTaskConsumer.as_asgi(),
+                }
             ),
         }
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from djwire.routing import ProtocolTypeRouter, URLRouter
+from djwire.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 
 from . import consumers_djwire as consumers
 
@@ -16,6 +16,14 @@ def make_application(django_http):
                     path("ws/trigger/handler/", consumers.TriggerConsumer.as_asgi()),
                     path("ws/trigger/direct/", consumers.DirectTriggerConsumer.as_asgi()),
                 ]
+            ),
+            # bench/workers.py: named channels for runworker
+            "channel": ChannelNameRouter(
+                {
+                    "bench.async": consumers.AsyncTaskConsumer.as_asgi(),
+                    "bench.sync": consumers.SyncTaskConsumer.as_asgi(),
+                    "bench.reliable": consumers.AsyncTaskConsumer.as_asgi(),
+                }
             ),
         }
     )

@@ -141,8 +141,8 @@ class Command(StaticfilesRunserverCommand):
         for connection in connections.all(initialized_only=True):
             connection.close()
 
+        from djwire.django_http import accelerate
         from djwire.server import loops
-        from djwire.server.django_http import accelerate
         from djwire.server.logs import configure_logging
         from djwire.server.server import Server
 

@@ -143,6 +143,13 @@ class Command(BaseCommand):
             f"(concurrency {worker_settings.concurrency}; Ctrl-C or SIGTERM stops)"
         )
         parts = build()  # mistakes show now, before any reloader starts
+        # The process is the worker's alone, as a djwire serve process is the server's:
+        # the same GC settings (what Django and the project loaded is frozen out of
+        # collections; young collections run less often).
+        from djwire.server.config import Config
+        from djwire.server.run import tune_gc
+
+        tune_gc(Config())
         if reload:
             run_with_graceful_reloader(build, worker_settings.shutdown_timeout)
         else:

@@ -9,10 +9,9 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
 
+from djwire.django_http import DjangoHTTPApp, accelerate
 from djwire.routing import ProtocolTypeRouter
-from djwire.server.django_http import DjangoHTTPApp, accelerate
-
-from .support import exchange, parse_responses, serve
+from tests.server.support import exchange, parse_responses, serve
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ def test_accelerate_finds_django_inside_routers_and_static_handlers() -> None:
 
 
 def test_async_only_middleware_keeps_djangos_handler(settings: Any) -> None:
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.server.test_django_http.AsyncOnly"]
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.django_http.test_app.AsyncOnly"]
     handler = get_asgi_application()
     assert accelerate(handler) is handler
 

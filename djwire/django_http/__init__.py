@@ -11,6 +11,11 @@ request/response cycle of a sync view in *one* hop to a thread pool, like a WSGI
 worker thread. Async views, and projects with async-only middleware, keep going
 through Django's own ``ASGIHandler``. :func:`accelerate` swaps it in where the app
 is (or routes HTTP to) a plain ``ASGIHandler``.
+
+It stands on its own, beside the server and the core: it imports Django and the
+bottom of djwire only, so the interface server (``djwire serve``, ``runserver``) and
+gateway-mode workers (``runworker --connections``) both put it in front of a
+project's Django views.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ import logging
 import tempfile
 from typing import IO, Any
 
-from djwire.server.asgi_types import Message, Receive, Send
-from djwire.server.thread_pool import ThreadPool
+from djwire.typing import ASGIReceive as Receive
+from djwire.typing import ASGISend as Send
+from djwire.typing import Message
 
-logger = logging.getLogger("djwire.server")
+from .thread_pool import ThreadPool
+
+logger = logging.getLogger("djwire.django_http")
 
 #: Sync streaming responses are pulled from their iterator in batches of about this
 #: many bytes per thread hop.

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from djwire.server.thread_pool import ThreadPool
+from djwire.django_http.thread_pool import ThreadPool
 
 
 async def test_results_errors_and_thread_reuse() -> None:

@@ -579,3 +579,20 @@ def test_events_a_full_worker_channel_dropped_are_sent_again_in_order(
         assert seen != list(range(1, 31))
     else:
         assert seen == list(range(1, 31)), deployment.logs_text()
+
+
+def test_gateways_and_workers_on_one_machine_need_no_redis_with_the_ipc_layer(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """The same rolling-restart chat, with the IPC layer as the only link between the
+    processes; DJWIRE_TEST_REDIS names a port where nothing listens."""
+    deployment = Deployment(redis, tmp_path, SETTINGS + "_ipc")
+    deployment.env["DJWIRE_TEST_REDIS"] = f"redis://127.0.0.1:{free_port()}/0"
+    deployment.env["DJWIRE_TEST_IPC_PATH"] = str(tmp_path / "ipc")
+    try:
+        check_chat_across_restarts(deployment, classic=False)
+        port = deployment.gateways[0][1]
+        status, _, body = _fetch(f"http://127.0.0.1:{port}/reverse/", b"abc")
+        assert (status, body) == (200, b"cba"), deployment.logs_text()
+    finally:
+        deployment.stop()

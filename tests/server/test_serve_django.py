@@ -7,6 +7,7 @@ import calendar
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -117,11 +118,28 @@ def two_workers_log() -> str:
     port = free_port()
     zones = {"TZ": "Etc/GMT+6", "DJWIRE_TEST_TIME_ZONE": "Pacific/Kiritimati"}
     process = spawn("--port", str(port), "--workers", "2", env=zones)
+    assert process.stderr is not None
+    early: list[str] = []
     try:
         for _ in range(2):
             assert asyncio.run(get_where(port)).status == 200
+        # The first worker logs the start-up checks once it is ready; on a loaded
+        # machine the other one may have served both requests before that, so wait
+        # (bounded) until both said they are serving before stopping them. The timer
+        # stops the server if they never do, which ends the blocking readline().
+        stopper = threading.Timer(60, process.terminate)
+        stopper.start()
+        try:
+            while sum("djwire serving on" in line for line in early) < 2:
+                line = process.stderr.readline()
+                if not line:
+                    break
+                early.append(line)
+        finally:
+            stopper.cancel()
     finally:
         code, stderr = finish(process)
+    stderr = "".join(early) + stderr
     assert code == 0, stderr
     return stderr
 

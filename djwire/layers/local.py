@@ -44,7 +44,16 @@ UNREAD, READ, STALLED = 0, 1, 2
 
 
 class _Queue:
-    __slots__ = ("drainers", "items", "pace", "scheduled", "socket", "socket_loop", "waiters")
+    __slots__ = (
+        "drainers",
+        "items",
+        "pace",
+        "reader",
+        "scheduled",
+        "socket",
+        "socket_loop",
+        "waiters",
+    )
 
     def __init__(self) -> None:
         # Created on first message: most channels of idle sockets never hold one.
@@ -57,6 +66,8 @@ class _Queue:
         self.socket_loop: asyncio.AbstractEventLoop | None = None
         self.scheduled = False  # has an entry in the expiry heap
         self.pace = UNREAD
+        # The task that last waited on this queue: a sender never waits for itself.
+        self.reader: asyncio.Task[Any] | None = None
         # Senders waiting for this queue to go down to its low-water mark.
         self.drainers: list[asyncio.Future[None]] | None = None
 
@@ -292,6 +303,7 @@ class LocalChannels:
         if queue is None:
             queue = self._queues[channel] = _Queue()
         queue.pace = READ  # the queue is empty and a receiver is waiting: it keeps up
+        queue.reader = asyncio.current_task()
         if queue.waiters is None:
             queue.waiters = []
         else:
@@ -332,6 +344,7 @@ class LocalChannels:
             waiter: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
             entry = (waiter, False)
             queue.pace = READ
+            queue.reader = asyncio.current_task()
             if queue.waiters is None:
                 queue.waiters = []
             queue.waiters.append(entry)

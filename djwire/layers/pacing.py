@@ -39,11 +39,15 @@ def new_backlog(local: LocalChannels) -> Backlog | None:
 async def relieve(local: LocalChannels, backlog: Backlog) -> None:
     """Wait (bounded) until the receivers in ``backlog`` have caught up."""
     loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
     waits = {}
     ours = []  # (queue, future) drainers this call added, removed again at the end
     for channel, queue, future in backlog:
-        if queue.pace != READ:
-            continue  # stalled meanwhile (another sender timed out on it)
+        if queue.pace != READ or queue.reader is me:
+            # Stalled meanwhile (another sender timed out on it), or the sender's own
+            # queue (a consumer sending to a group it is in): it cannot take from
+            # it while it waits.
+            continue
         if future is None:
             items = queue.items
             if not items or len(items) <= low_water(local.get_capacity(channel)):

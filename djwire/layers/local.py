@@ -19,8 +19,10 @@ capacity) waits, at most ``backpressure_timeout`` seconds, until that receiver h
 taken it down to the *low-water mark* (a quarter). A sender that never yields (a
 loop of sends in one handler) therefore cannot overrun members that keep up. A
 receiver that does not get down in time is *stalled*: nobody waits for it again
-until it catches up, and its full queue drops (counted) as before. Channels nobody
-has received from are never waited for. See :mod:`djwire.layers.pacing`.
+until it catches up, and its full queue drops (counted) as before. A channel is
+waited for only once a receiver has caught up with it (waited on it empty, or taken
+it down to the low-water mark), never after its consumer ended (``detach``), and
+never by the very task that receives from it. See :mod:`djwire.layers.pacing`.
 """
 
 from __future__ import annotations
@@ -426,6 +428,9 @@ class LocalChannels:
         if queue is not None:
             queue.socket = None
             queue.socket_loop = None
+            # Its consumer has ended: nobody to wait for (unless a receiver comes back).
+            queue.pace = UNREAD
+            queue.reader = None
             self._forget_if_idle(channel, queue)
 
     def direct(self, channel: str, loop: asyncio.AbstractEventLoop | None) -> _Queue | None:

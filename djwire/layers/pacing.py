@@ -43,10 +43,10 @@ async def relieve(local: LocalChannels, backlog: Backlog) -> None:
     waits = {}
     ours = []  # (queue, future) drainers this call added, removed again at the end
     for channel, queue, future in backlog:
-        if queue.pace != READ or queue.reader is me:
+        if queue.pace != READ or (future is None and queue.reader is me):
             # Stalled meanwhile (another sender timed out on it), or the sender's own
-            # queue (a consumer sending to a group it is in): it cannot take from
-            # it while it waits.
+            # queue (a consumer sending to a group it is in): it cannot take from it
+            # while it waits. (Its socket drains without it: that wait is fine.)
             continue
         if future is None:
             items = queue.items

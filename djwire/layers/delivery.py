@@ -17,9 +17,8 @@ from typing import Any
 from djwire.exceptions import ChannelFull
 
 from .base import LayerStats, Message, count_loss
-from .direct import FrameEncoder, Payload, socket_payload
-from .local import READ, STALLED, Backlog, LocalChannels, running_loop
-from .local import _Queue as Queue
+from .direct import DirectSocket, FrameEncoder, Payload, socket_payload
+from .local import Backlog, LocalChannels, running_loop
 
 logger = logging.getLogger("djwire.layers")
 
@@ -38,8 +37,8 @@ def send_local(
     """
     payload = socket_payload(message)
     if payload is not None:
-        queue = queues.direct(channel, running_loop())
-        if queue is not None and _write_direct([(channel, queue)], payload, backlog):
+        socket = queues.socket_for(channel, running_loop())
+        if socket is not None and _write_direct([(channel, socket)], payload, backlog):
             stats.direct_deliveries += 1
             return
     # Copy so the sender may reuse its dict; the receiver gets a private one.
@@ -74,11 +73,11 @@ def deliver_to_local(
         queued: list[str] = []
         targets = []
         for channel in members:
-            queue = queues.direct(channel, loop)
-            if queue is None:
+            socket = queues.socket_for(channel, loop)
+            if socket is None:
                 queued.append(channel)
             else:
-                targets.append((channel, queue))
+                targets.append((channel, socket))
         if targets:
             stats.direct_deliveries += _write_direct(targets, payload, backlog, queued)
         members = queued
@@ -91,7 +90,7 @@ def deliver_to_local(
 
 
 def _write_direct(
-    targets: list[tuple[str, Queue]],
+    targets: list[tuple[str, DirectSocket]],
     payload: Payload,
     backlog: Backlog | None,
     refused: list[str] | None = None,
@@ -105,9 +104,7 @@ def _write_direct(
     text, data = payload
     frames: dict[FrameEncoder, bytes] = {}
     written = 0
-    for channel, queue in targets:
-        socket = queue.socket
-        assert socket is not None  # LocalChannels.direct() said so
+    for channel, socket in targets:
         encoder = socket.frame_encoder
         frame = frames.get(encoder)
         if frame is None:
@@ -117,11 +114,8 @@ def _write_direct(
                 refused.append(channel)
             continue
         written += 1
-        if socket.write_paused:
-            if backlog is not None and queue.pace == READ:
-                backlog.append((channel, queue, socket.drain_future()))
-        elif queue.pace == STALLED:
-            queue.pace = READ  # its client caught up
+        if socket.write_paused and backlog is not None:
+            backlog.append((channel, None, socket.drain_future()))
     return written
 
 

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import heapq
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +40,9 @@ from djwire.exceptions import ChannelFull, InvalidChannelLayerError
 
 from .base import LayerStats, Message
 from .direct import DirectSocket
+
+#: ``_Queue.socket_loop`` when no socket is attached (None is a valid loop: no loop).
+_DETACHED = object()
 
 #: How far a channel's receiver keeps up (``_Queue.pace``): nobody has received from
 #: it yet; a receiver does (senders wait for it); it fell behind (nobody waits).
@@ -65,7 +69,8 @@ class _Queue:
         self.waiters: list[tuple[asyncio.Future[Any], bool]] | None = None
         self.socket: DirectSocket | None = None
         # The socket's event loop: frames are written to it from that loop only.
-        self.socket_loop: asyncio.AbstractEventLoop | None = None
+        # _DETACHED while no socket is attached, so one test covers both.
+        self.socket_loop: object = _DETACHED
         self.scheduled = False  # has an entry in the expiry heap
         self.pace = UNREAD
         # The task that last waited on this queue: a sender never waits for itself.
@@ -77,9 +82,9 @@ class _Queue:
         return not self.items and not self.waiters and self.socket is None
 
 
-#: What a paced send left behind, to wait for: ``(channel, queue, future)``, the future
-#: being an attached socket's drain (None: the queue's own low-water mark).
-Backlog = list[tuple[str, _Queue, "asyncio.Future[None] | None"]]
+#: What a paced send left behind, to wait for: ``(channel, queue, None)`` for a queue
+#: at its high-water mark, ``(channel, None, drain)`` for an attached socket's drain.
+Backlog = list[tuple[str, "_Queue | None", "asyncio.Future[None] | None"]]
 
 
 def _wake(waiter: asyncio.Future[Any]) -> None:
@@ -162,6 +167,8 @@ class LocalChannels:
         self.clock = clock
         #: Longest a paced send waits for receivers to catch up (0: no pacing).
         self.backpressure_timeout = check_backpressure_timeout(backpressure_timeout)
+        #: Drain futures of sockets a paced send timed out on (see djwire.layers.pacing).
+        self.stalled_drains: weakref.WeakSet[asyncio.Future[None]] = weakref.WeakSet()
         self._queues: dict[str, _Queue] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
@@ -427,20 +434,22 @@ class LocalChannels:
         queue = self._queues.get(channel)
         if queue is not None:
             queue.socket = None
-            queue.socket_loop = None
+            queue.socket_loop = _DETACHED
             # Its consumer has ended: nobody to wait for (unless a receiver comes back).
             queue.pace = UNREAD
             queue.reader = None
             self._forget_if_idle(channel, queue)
 
-    def direct(self, channel: str, loop: asyncio.AbstractEventLoop | None) -> _Queue | None:
-        """The queue of ``channel`` if a socket is attached that a sender on ``loop`` may
-        write to: its queue is empty (so order is kept) and the socket is on ``loop``
-        (asyncio transports are not thread-safe: another thread's sender queues)."""
+    def socket_for(
+        self, channel: str, loop: asyncio.AbstractEventLoop | None
+    ) -> DirectSocket | None:
+        """The socket attached to ``channel`` if a sender on ``loop`` may write to it:
+        its queue is empty (so order is kept) and the socket is on ``loop`` (asyncio
+        transports are not thread-safe: another thread's sender queues instead)."""
         queue = self._queues.get(channel)
-        if queue is None or queue.items or queue.socket is None or queue.socket_loop is not loop:
+        if queue is None or queue.items or queue.socket_loop is not loop:
             return None
-        return queue
+        return queue.socket
 
     # -- housekeeping -------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import asyncio
 import logging
 
 from .base import LayerStats, count_loss
-from .local import READ, STALLED, Backlog, LocalChannels, low_water
+from .local import READ, STALLED, Backlog, LocalChannels, _Queue, low_water
 
 logger = logging.getLogger("djwire.layers")
 
@@ -40,15 +40,15 @@ async def relieve(local: LocalChannels, backlog: Backlog) -> None:
     """Wait (bounded) until the receivers in ``backlog`` have caught up."""
     loop = asyncio.get_running_loop()
     me = asyncio.current_task()
-    waits = {}
-    ours = []  # (queue, future) drainers this call added, removed again at the end
+    # future -> (channel, the queue it drains, or None for a socket's drain)
+    waits: dict[asyncio.Future[None], tuple[str, _Queue | None]] = {}
     for channel, queue, future in backlog:
-        if queue.pace != READ or (future is None and queue.reader is me):
-            # Stalled meanwhile (another sender timed out on it), or the sender's own
-            # queue (a consumer sending to a group it is in): it cannot take from it
-            # while it waits. (Its socket drains without it: that wait is fine.)
-            continue
-        if future is None:
+        if queue is not None:
+            if queue.pace != READ or queue.reader is me:
+                # Stalled meanwhile (another sender timed out on it), or the sender's
+                # own queue (a consumer sending to a group it is in): it cannot take
+                # from it while it waits. (Its socket drains without it: that is fine.)
+                continue
             items = queue.items
             if not items or len(items) <= low_water(local.get_capacity(channel)):
                 continue
@@ -56,10 +56,11 @@ async def relieve(local: LocalChannels, backlog: Backlog) -> None:
             if queue.drainers is None:
                 queue.drainers = []
             queue.drainers.append(future)
-            ours.append((queue, future))
-        elif future.done() or future.get_loop() is not loop:
-            continue
-        waits[future] = (channel, queue)
+            waits[future] = (channel, queue)
+        elif future is None or future.done() or future in local.stalled_drains:
+            continue  # drained, or a wait for this very backlog of the socket timed out
+        elif future.get_loop() is loop:
+            waits[future] = (channel, None)
     if not waits:
         return
     local.stats.add("backpressure_waits")
@@ -67,15 +68,19 @@ async def relieve(local: LocalChannels, backlog: Backlog) -> None:
         # asyncio.wait cancels nothing: a socket's drain future is shared with others.
         _, late = await asyncio.wait(waits, timeout=local.backpressure_timeout)
     finally:
-        for queue, future in ours:
-            drainers = queue.drainers
-            if drainers and future in drainers:
-                drainers.remove(future)
-                if not drainers:
+        for future, (_, queue) in waits.items():
+            if queue is not None and queue.drainers and future in queue.drainers:
+                queue.drainers.remove(future)
+                if not queue.drainers:
                     queue.drainers = None
     for future in late:
         channel, queue = waits[future]
-        queue.pace = STALLED
+        if queue is not None:
+            queue.pace = STALLED  # until its receiver takes it to the low-water mark
+        else:
+            # A socket: not waited for again until it has drained (its next backlog
+            # has a new drain future). Held weakly: the server drops it once drained.
+            local.stalled_drains.add(future)
         _count_stalled(local.stats, channel, local.backpressure_timeout)
 
 

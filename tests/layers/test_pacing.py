@@ -17,6 +17,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.urls import path
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from djwire.generic.websocket import AsyncWebsocketConsumer
 from djwire.layers import InMemoryChannelLayer, get_channel_layer
@@ -164,3 +165,33 @@ async def test_bursts_of_group_messages_from_a_handler_all_reach_a_member_that_r
         got = await asyncio.wait_for(reading, TIMEOUT)
     assert got == [[burst, n] for burst in range(bursts) for n in range(count)]
     assert get_channel_layer().stats.dropped_full == 0
+
+
+async def test_a_member_whose_client_stops_reading_holds_the_sender_up_once(
+    settings: Any,
+) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "djwire.layers.InMemoryChannelLayer",
+            "CONFIG": {"backpressure_timeout": 0.2},
+        }
+    }
+    async with (
+        serve(application) as running,
+        connect(
+            running.url("/member/"), sock=_small_buffer_socket(running.port), compression=None
+        ) as member,
+        connect(running.url("/trigger/")) as trigger,
+    ):
+        assert await asyncio.wait_for(member.recv(), TIMEOUT) == "joined"
+        # The member's client reads nothing more: its buffers fill, then the server's.
+        for burst in range(2):  # 12 MiB in all
+            await trigger.send(f"direct {burst} 6000")
+            assert await asyncio.wait_for(trigger.recv(), TIMEOUT) == "sent"
+        stats = get_channel_layer().stats
+        assert stats.extra["backpressure_timeouts"] == 1  # then no more waiting for it
+        # Past write_buffer_limit (4 MiB) the server disconnected it as a slow reader.
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(TIMEOUT):
+                for _ in range(12_001):  # bounded: fewer than that can arrive
+                    await member.recv()

@@ -5,12 +5,13 @@ djwire's server and real WebSocket clients on every backend with local delivery.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -134,6 +135,22 @@ def _small_buffer_socket(port: int) -> socket.socket:
     return sock
 
 
+@contextlib.asynccontextmanager
+async def member_and_trigger() -> AsyncIterator[tuple[ClientConnection, ClientConnection]]:
+    """djwire's server running ``application``, a member's client (joined) and a
+    trigger's client."""
+    async with (
+        serve(application) as running,
+        # No compression: 1 KiB of "x" would deflate to a few bytes.
+        connect(
+            running.url("/member/"), sock=_small_buffer_socket(running.port), compression=None
+        ) as member,
+        connect(running.url("/trigger/")) as trigger,
+    ):
+        assert await asyncio.wait_for(member.recv(), TIMEOUT) == "joined"
+        yield member, trigger
+
+
 async def _read_bursts(member: ClientConnection, bursts: int, count: int) -> list[list[int]]:
     got: list[list[int]] = []
     while len(got) < bursts * count:
@@ -149,15 +166,7 @@ async def test_bursts_of_group_messages_from_a_handler_all_reach_a_member_that_r
     # 1,000 x 1 KiB per burst through the handler; written directly, 16 MiB at once:
     # more than the socket buffers and the server's write_buffer_limit (4 MiB) hold.
     bursts, count = (3, 1000) if mode == "handler" else (1, 16_000)
-    async with (
-        serve(application) as running,
-        # No compression: 1 KiB of "x" would deflate to a few bytes.
-        connect(
-            running.url("/member/"), sock=_small_buffer_socket(running.port), compression=None
-        ) as member,
-        connect(running.url("/trigger/")) as trigger,
-    ):
-        assert await asyncio.wait_for(member.recv(), TIMEOUT) == "joined"
+    async with member_and_trigger() as (member, trigger):
         reading = asyncio.ensure_future(_read_bursts(member, bursts, count))
         for burst in range(bursts):
             await trigger.send(f"{mode} {burst} {count}")
@@ -176,14 +185,7 @@ async def test_a_member_whose_client_stops_reading_holds_the_sender_up_once(
             "CONFIG": {"backpressure_timeout": 0.2},
         }
     }
-    async with (
-        serve(application) as running,
-        connect(
-            running.url("/member/"), sock=_small_buffer_socket(running.port), compression=None
-        ) as member,
-        connect(running.url("/trigger/")) as trigger,
-    ):
-        assert await asyncio.wait_for(member.recv(), TIMEOUT) == "joined"
+    async with member_and_trigger() as (member, trigger):
         # The member's client reads nothing more: its buffers fill, then the server's.
         for burst in range(2):  # 12 MiB in all
             await trigger.send(f"direct {burst} 6000")

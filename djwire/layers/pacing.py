@@ -16,8 +16,10 @@ low-water mark (a quarter) and each socket has drained, at most
 *stalled*: the send goes on, nobody waits for it again until it catches up, and
 its queue, once full, drops messages as before (counted, logged).
 
-The cost is nothing while queues stay below the high-water mark (no yield, no
-allocation), and one wait per quarter of a capacity otherwise.
+Below the high-water mark a send costs a comparison per member and one empty list
+(no yield, no wait); above it, one wait per quarter of a capacity. Messages that
+arrive from other processes (IPC frames, Redis inbox batches) are delivered without
+pacing: their paths are bounded by the peer buffer and the inbox capacity.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ in time; only loopback addresses are used.
     loadgen.py echo  --port P --clients 100 [--seconds 5]
     loadgen.py group --port P --mode handler|direct [--members 1000] [--burst 50] [--paced 50]
     loadgen.py idle  --port P --server-pid PID [--connections 5000]
+    loadgen.py loop  --port P --mode handler|direct [--bursts 20] [--count 1000] [--size 1024]
 
 How W2 is triggered and timed: a control client connects to ``/ws/trigger/<mode>/``
 and sends ``"<seq> <client_ns>"``; the trigger consumer appends the server's
@@ -385,6 +386,67 @@ async def run_idle(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- W3: group_send in a loop (issue 10) -----------------------------------------------
+
+
+class LoopMember(WSListener):
+    """The one member: reads as fast as it can, counts what arrives."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            self.received += 1
+
+
+class LoopControl(WSListener):
+    def __init__(self) -> None:
+        self.replies = 0
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            self.replies += 1
+
+
+async def run_loop(args: argparse.Namespace) -> dict[str, Any]:
+    """One member client; the control client asks for ``bursts`` bursts of ``count``
+    group messages of ``size`` bytes, each sent by one handler in a loop; how many
+    reach the member."""
+    base = f"ws://{HOST}:{args.port}"
+    member_transport, member = await ws_connect(LoopMember, f"{base}/ws/member/")
+    control_transport, control = await ws_connect(
+        LoopControl, f"{base}/ws/trigger/loop-{args.mode}/"
+    )
+    await asyncio.sleep(0.5)  # the member's group_add, as in W2
+    sent = args.bursts * args.count
+    cpu0, server0, t0 = cpu_seconds(), server_cpu_seconds(args.server_pid), time.monotonic()
+    for _ in range(args.bursts):
+        control_transport.send(WSMsgType.TEXT, f"{args.count} {args.size}".encode())
+    result: dict[str, Any] = {"sent": sent}
+    if not await wait_for(lambda: control.replies >= args.bursts, limit=args.budget):
+        result["error"] = f"{control.replies} of {args.bursts} bursts sent within the budget"
+    # Then what is still on its way (bounded): until all arrived or 1 s of silence.
+    last, quiet_since = member.received, time.monotonic()
+    while member.received < sent and time.monotonic() - quiet_since < 1.0:
+        await asyncio.sleep(0.01)
+        if member.received != last:
+            last, quiet_since = member.received, time.monotonic()
+    seconds = (quiet_since if member.received < sent else time.monotonic()) - t0
+    result.update(
+        delivered=member.received,
+        delivered_share=member.received / sent,
+        seconds=seconds,
+        deliveries_per_s=member.received / seconds if seconds > 0 else float("nan"),
+        client_cpu=(cpu_seconds() - cpu0) / seconds if seconds > 0 else float("nan"),
+        server_cpu=(server_cpu_seconds(args.server_pid) - server0) / seconds
+        if seconds > 0
+        else float("nan"),
+    )
+    await close_all([member_transport, control_transport])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="workload", required=True)
@@ -401,13 +463,21 @@ def main() -> None:
     group.add_argument("--burst-budget", type=float, default=180)
     idle = sub.add_parser("idle")
     idle.add_argument("--server-pid", type=int, required=True)
-    for p in (echo, group):
+    loop = sub.add_parser("loop")
+    loop.add_argument("--mode", choices=("handler", "direct"), default="handler")
+    loop.add_argument("--bursts", type=int, default=20)
+    loop.add_argument("--count", type=int, default=1000)
+    loop.add_argument("--size", type=int, default=1024)
+    loop.add_argument("--budget", type=float, default=120)
+    for p in (echo, group, loop):
         p.add_argument("--server-pid", type=int, default=0)
     idle.add_argument("--connections", type=int, default=5000)
-    for p in (echo, group, idle):
+    for p in (echo, group, idle, loop):
         p.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    runner = {"echo": run_echo, "group": run_group, "idle": run_idle}[args.workload]
+    runner = {"echo": run_echo, "group": run_group, "idle": run_idle, "loop": run_loop}[
+        args.workload
+    ]
     result = uvloop.run(asyncio.wait_for(runner(args), timeout=900))
     json.dump(result, sys.stdout)
     print()

@@ -131,6 +131,13 @@ ROWS: dict[str, list[Row]] = {
         Row("daphne", "daphne + Channels", DAPHNE),
         Row("uvicorn", "uvicorn + Channels", UVICORN),
     ],
+    # W3 (issue 10): group_send in a loop from one handler; one member client
+    "w3": [
+        Row("djwire-direct", "djwire serve + djwire, direct path", DJWIRE, "direct"),
+        Row("djwire", "djwire serve + djwire, handler path", DJWIRE, "handler"),
+        Row("djwire-channels", "djwire serve + Channels app", DJWIRE_CH),
+        Row("uvicorn", "uvicorn + Channels", UVICORN),
+    ],
     "w4": [
         Row("djwire", "djwire serve + djwire", DJWIRE),
         Row("djwire-channels", "djwire serve + Channels app", DJWIRE_CH),
@@ -330,6 +337,12 @@ def measure_once(workload: str, row: Row, tag: str, args: argparse.Namespace) ->
                 "--members", str(args.members), "--burst", "50", "--paced", str(args.paced),
                 "--server-pid", str(server.pid),
             )  # fmt: skip
+        if workload == "w3":
+            return loadgen(
+                args.client_cpu, "loop", "--port", str(server.port), "--mode", row.group_mode,
+                "--bursts", "20", "--count", "1000", "--size", "1024",
+                "--server-pid", str(server.pid),
+            )  # fmt: skip
         if workload == "w4":
             return wrk(args.client_cpu, server.port, args.seconds * 2, 64, server.pid)
         if workload == "w5":
@@ -387,6 +400,9 @@ METRICS = [
     ),
     Metric("w2", ("paced", "p50_ms"), "paced p50 ms", False, digits=2),
     Metric("w2", ("paced", "p99_ms"), "paced p99 ms", False, digits=2),
+    Metric("w3", ("delivered",), "delivered of 20,000", True),
+    Metric("w3", ("seconds",), "seconds to deliver", False, digits=2),
+    Metric("w3", ("deliveries_per_s",), "deliveries/s", True, client_cpu=("client_cpu",)),
     Metric("w4", ("req_per_s",), "requests/s", True),
     Metric("w4", ("p50_ms",), "p50 ms", False, digits=2),
     Metric("w4", ("p99_ms",), "p99 ms", False, digits=2),
@@ -399,6 +415,7 @@ METRICS = [
 TITLES = {
     "w1": "W1 — WebSocket echo, 64-byte text",
     "w2": "W2 — broadcast to 1,000 clients in one group, in-memory layer",
+    "w3": "W3 — 20 bursts of 1,000 x 1 KiB group_send in a loop from one handler, one member",
     "w4": "W4 — Django hello-world sync view, wrk -c64",
     "w5": "W5 — idle WebSocket connections",
 }
@@ -658,6 +675,8 @@ def commands(args: argparse.Namespace) -> list[str]:
         f"--clients 1|100 --seconds {args.seconds:g}",
         f"taskset -c {c} bench/.venv/bin/python bench/loadgen.py group --port $PORT "
         f"--mode handler|direct --members {args.members} --burst 50 --paced {args.paced}",
+        f"taskset -c {c} bench/.venv/bin/python bench/loadgen.py loop --port $PORT "
+        "--mode handler|direct --bursts 20 --count 1000 --size 1024",
         f"taskset -c {c} wrk -t1 -c64 -d2s --latency http://127.0.0.1:$PORT/hello/   # warm-up",
         f"taskset -c {c} wrk -t1 -c64 -d{args.seconds * 2:g}s --latency http://127.0.0.1:$PORT/hello/",
         f"taskset -c {c} bench/.venv/bin/python bench/loadgen.py idle --port $PORT "
@@ -785,6 +804,13 @@ def write_report(
         f"**Paced**: after one warm-up send, {args.paced} sends one at a time, each after "
         "the previous one reached every member. **Burst**: then 50 sends back to back; "
         "deliveries/s = deliveries / (first trigger -> last receipt).",
+        "- **W3** (issue 10): one member client on `/ws/member/` (as in W2) reads as fast as "
+        "it can; the control client sends 20 triggers back to back to "
+        "`/ws/trigger/loop-<path>/`, and for each the trigger consumer's handler calls "
+        "`group_send` 1,000 times in a loop (1 KiB text each), then answers. **delivered** = "
+        "messages the member got once all 20 answers are in and nothing more arrived for "
+        "1 s; a member that keeps up should get all 20,000. Handler and direct path as in "
+        "W2. **seconds** = first trigger -> last receipt.",
         "- **W4**: `GET /hello/` (a sync view returning 13 bytes) with "
         f"`wrk -t1 -c64 -d{args.seconds * 2:g}s --latency` after a 2 s warm-up.",
         f"- **W5**: 20 warm-up connections echo once; server RSS (process tree, median of 5 "

@@ -21,6 +21,7 @@ import graph, where both may import:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Hashable, Iterator, Mapping
@@ -74,6 +75,16 @@ class DirectSocket(Protocol):
 
     def write_frame(self, frame: bytes) -> bool:
         """Write one encoded frame; False if the socket can no longer take frames."""
+        ...
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the write buffer is above the server's high-water mark."""
+        ...
+
+    def drain_future(self) -> asyncio.Future[None]:
+        """Done when the write buffer is back below the low-water mark or the socket
+        has closed. Shared by every waiter: never cancel it."""
         ...
 
 

@@ -17,22 +17,32 @@ from typing import Any
 from djwire.exceptions import ChannelFull
 
 from .base import LayerStats, Message, count_loss
-from .direct import socket_payload, write_to_sockets
-from .local import LocalChannels
+from .direct import DirectSocket, FrameEncoder, Payload, socket_payload
+from .local import Backlog, LocalChannels, running_loop
 
 logger = logging.getLogger("djwire.layers")
 
 
-def send_local(queues: LocalChannels, stats: LayerStats, channel: str, message: Message) -> None:
-    """Deliver a message sent to one local channel; raise ChannelFull at capacity."""
+def send_local(
+    queues: LocalChannels,
+    stats: LayerStats,
+    channel: str,
+    message: Message,
+    backlog: Backlog | None = None,
+) -> None:
+    """Deliver a message sent to one local channel; raise ChannelFull at capacity.
+
+    A paced sender passes a ``backlog`` and then waits for it (see
+    :mod:`djwire.layers.pacing`).
+    """
     payload = socket_payload(message)
     if payload is not None:
-        socket = queues.socket_for(channel)
-        if socket is not None and socket.write_frame(socket.frame_encoder(*payload)):
+        socket = queues.socket_for(channel, running_loop())
+        if socket is not None and _write_direct([(channel, socket)], payload, backlog):
             stats.direct_deliveries += 1
             return
     # Copy so the sender may reuse its dict; the receiver gets a private one.
-    if not queues.offer(channel, fast_copy(message)):
+    if not queues.offer(channel, fast_copy(message), backlog):
         raise ChannelFull(channel, queues.get_capacity(channel))
 
 
@@ -44,33 +54,69 @@ def offer_local(queues: LocalChannels, stats: LayerStats, channel: str, message:
 
 
 def deliver_to_local(
-    queues: LocalChannels, stats: LayerStats, members: Iterable[str], message: Message
+    queues: LocalChannels,
+    stats: LayerStats,
+    members: Iterable[str],
+    message: Message,
+    backlog: Backlog | None = None,
 ) -> None:
     """Fan a group message out to the process-local ``members``.
 
     Sockets attached to idle channels get one shared frame; every other member gets
     its own shallow copy of one deep copy (a consumer that rebinds keys cannot
-    affect another). A full member's copy is dropped, counted and logged.
+    affect another). A full member's copy is dropped, counted and logged. A paced
+    sender passes a ``backlog`` and then waits for it (see :mod:`djwire.layers.pacing`).
     """
     payload = socket_payload(message)
     if payload is not None:
+        loop = running_loop()
         queued: list[str] = []
         targets = []
         for channel in members:
-            socket = queues.socket_for(channel)
+            socket = queues.socket_for(channel, loop)
             if socket is None:
                 queued.append(channel)
             else:
                 targets.append((channel, socket))
         if targets:
-            stats.direct_deliveries += write_to_sockets(targets, payload, queued.append)
+            stats.direct_deliveries += _write_direct(targets, payload, backlog, queued)
         members = queued
         if not members:
             return
     shared = fast_copy(message)
     for channel in members:
-        if not queues.offer(channel, dict(shared)):
+        if not queues.offer(channel, dict(shared), backlog):
             count_dropped(stats, "a group message", channel, "its queue is full")
+
+
+def _write_direct(
+    targets: list[tuple[str, DirectSocket]],
+    payload: Payload,
+    backlog: Backlog | None,
+    refused: list[str] | None = None,
+) -> int:
+    """Write ``payload`` to the attached sockets, encoding it once per distinct encoder.
+
+    Channels whose socket refuses the frame go to ``refused``, to be queued the
+    ordinary way. A socket whose write buffer passed its high-water mark goes to
+    ``backlog``, to wait for its drain. Returns how many sockets took the frame.
+    """
+    text, data = payload
+    frames: dict[FrameEncoder, bytes] = {}
+    written = 0
+    for channel, socket in targets:
+        encoder = socket.frame_encoder
+        frame = frames.get(encoder)
+        if frame is None:
+            frame = frames[encoder] = encoder(text, data)
+        if not socket.write_frame(frame):
+            if refused is not None:
+                refused.append(channel)
+            continue
+        written += 1
+        if socket.write_paused and backlog is not None:
+            backlog.append((channel, None, socket.drain_future()))
+    return written
 
 
 def count_dropped(stats: LayerStats, what: str, target: str, reason: str) -> None:

@@ -11,11 +11,16 @@ and the same bytes are written to every socket.
 The interface server provides :class:`DirectSocket` objects in the connection scope
 (``scope["extensions"]["djwire.direct"]``); consumers attach them to their channel
 after accepting. Other servers simply do not offer one, and nothing changes.
+
+Frames go straight to a socket only from the socket's own event loop (asyncio
+transports are not thread-safe); a sender on another thread's loop queues the
+message for the consumer instead. A socket whose write buffer passes the server's
+high-water mark makes a paced sender wait for it to drain (see
+:mod:`djwire.layers.pacing`); the writing itself lives in :mod:`djwire.layers.delivery`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 # The shapes the server offers live in a neutral module both sides may import.
@@ -31,7 +36,6 @@ __all__ = [
     "FrameEncoder",
     "Payload",
     "socket_payload",
-    "write_to_sockets",
 ]
 
 
@@ -58,29 +62,3 @@ def socket_payload(message: dict[str, Any]) -> Payload | None:
     if isinstance(data, bytes):
         return None, data
     return None
-
-
-def write_to_sockets(
-    targets: Iterable[tuple[str, DirectSocket]],
-    payload: Payload,
-    on_refused: Callable[[str], None],
-) -> int:
-    """Write ``payload`` to each socket, encoding it once per distinct encoder.
-
-    Channels whose socket refuses the frame are passed to ``on_refused`` so the
-    caller can queue the message for them the ordinary way. Returns how many
-    sockets took the frame.
-    """
-    text, data = payload
-    frames: dict[FrameEncoder, bytes] = {}
-    written = 0
-    for channel, socket in targets:
-        encoder = socket.frame_encoder
-        frame = frames.get(encoder)
-        if frame is None:
-            frame = frames[encoder] = encoder(text, data)
-        if socket.write_frame(frame):
-            written += 1
-        else:
-            on_refused(channel)
-    return written

@@ -12,25 +12,54 @@ Messages never leave a queue until a receiver takes them synchronously, so a
 receive that is cancelled at any point loses nothing. Waking a receiver that
 lives on another event loop (sync code calling ``async_to_sync`` from a thread)
 goes through ``call_soon_threadsafe``.
+
+Senders in this process are paced (backpressure): a ``send`` or ``group_send`` that
+leaves a channel which has a receiver at or above its *high-water mark* (half its
+capacity) waits, at most ``backpressure_timeout`` seconds, until that receiver has
+taken it down to the *low-water mark* (a quarter). A sender that never yields (a
+loop of sends in one handler) therefore cannot overrun members that keep up. A
+receiver that does not get down in time is *stalled*: nobody waits for it again
+until it catches up, and its full queue drops (counted) as before. A channel is
+waited for only once a receiver has caught up with it (waited on it empty, or taken
+it down to the low-water mark), never after its consumer ended (``detach``), and
+never by the very task that receives from it. See :mod:`djwire.layers.pacing`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from djwire.exceptions import ChannelFull
+from djwire.exceptions import ChannelFull, InvalidChannelLayerError
 
 from .base import LayerStats, Message
 from .direct import DirectSocket
 
+#: ``_Queue.socket_loop`` when no socket is attached (None is a valid loop: no loop).
+_DETACHED = object()
+
+#: How far a channel's receiver keeps up (``_Queue.pace``): nobody has received from
+#: it yet; a receiver does (senders wait for it); it fell behind (nobody waits).
+UNREAD, READ, STALLED = 0, 1, 2
+
 
 class _Queue:
-    __slots__ = ("items", "scheduled", "socket", "waiters")
+    __slots__ = (
+        "drainers",
+        "items",
+        "pace",
+        "reader",
+        "scheduled",
+        "socket",
+        "socket_loop",
+        "waiters",
+    )
 
     def __init__(self) -> None:
         # Created on first message: most channels of idle sockets never hold one.
@@ -39,10 +68,23 @@ class _Queue:
         # other is only woken and its receiver takes the message from ``items``.
         self.waiters: list[tuple[asyncio.Future[Any], bool]] | None = None
         self.socket: DirectSocket | None = None
+        # The socket's event loop: frames are written to it from that loop only.
+        # _DETACHED while no socket is attached, so one test covers both.
+        self.socket_loop: object = _DETACHED
         self.scheduled = False  # has an entry in the expiry heap
+        self.pace = UNREAD
+        # The task that last waited on this queue: a sender never waits for itself.
+        self.reader: asyncio.Task[Any] | None = None
+        # Senders waiting for this queue to go down to its low-water mark.
+        self.drainers: list[asyncio.Future[None]] | None = None
 
     def idle(self) -> bool:
         return not self.items and not self.waiters and self.socket is None
+
+
+#: What a paced send left behind, to wait for: ``(channel, queue, None)`` for a queue
+#: at its high-water mark, ``(channel, None, drain)`` for an attached socket's drain.
+Backlog = list[tuple[str, "_Queue | None", "asyncio.Future[None] | None"]]
 
 
 def _wake(waiter: asyncio.Future[Any]) -> None:
@@ -61,11 +103,51 @@ def _is_waited_on(queue: _Queue) -> bool:
     return queue.socket is not None or any(not waiter.done() for waiter, _ in queue.waiters or ())
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def high_water(capacity: int) -> int:
+    """Queued messages at which a paced sender starts waiting for the receiver."""
+    return max(1, capacity // 2)
+
+
+def low_water(capacity: int) -> int:
+    """...and the level the receiver must take the queue down to."""
+    return high_water(capacity) // 2
+
+
+def _release(drainers: list[asyncio.Future[None]]) -> None:
+    """Let waiting senders go on (from any thread: a sender may be on another loop)."""
+    running = running_loop()
+    for future in drainers:
+        loop = future.get_loop()
+        if loop is running:
+            _wake(future)
+        else:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nobody waits
+                loop.call_soon_threadsafe(_wake, future)
+
+
+#: Backpressure on by default: a paced send waits at most this long for a receiver.
+DEFAULT_BACKPRESSURE_TIMEOUT = 1.0
+
+
+def check_backpressure_timeout(value: object) -> float:
+    """``value`` as seconds, or a clear error: a wait must end, and 0 turns pacing off."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value < float("inf")
+    ):
+        raise InvalidChannelLayerError(
+            "backpressure_timeout must be a finite number of seconds >= 0 (0: senders "
+            f"never wait), not {value!r}"
+        )
+    return float(value)
 
 
 class LocalChannels:
@@ -77,11 +159,16 @@ class LocalChannels:
         get_capacity: Callable[[str], int],
         stats: LayerStats,
         clock: Callable[[], float] = time.monotonic,
+        backpressure_timeout: float = DEFAULT_BACKPRESSURE_TIMEOUT,
     ) -> None:
         self.expiry = expiry
         self.get_capacity = get_capacity
         self.stats = stats
         self.clock = clock
+        #: Longest a paced send waits for receivers to catch up (0: no pacing).
+        self.backpressure_timeout = check_backpressure_timeout(backpressure_timeout)
+        #: Drain futures of sockets a paced send timed out on (see djwire.layers.pacing).
+        self.stalled_drains: weakref.WeakSet[asyncio.Future[None]] = weakref.WeakSet()
         self._queues: dict[str, _Queue] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
@@ -122,8 +209,12 @@ class LocalChannels:
         if not self.offer(channel, message):
             raise ChannelFull(channel, self.get_capacity(channel))
 
-    def offer(self, channel: str, message: Message) -> bool:
-        """Queue ``message`` unless the channel is full; True if queued."""
+    def offer(self, channel: str, message: Message, backlog: Backlog | None = None) -> bool:
+        """Queue ``message`` unless the channel is full; True if queued.
+
+        With ``backlog``, a paced sender's: a channel left at its high-water mark
+        with a receiver that keeps up is added to it (see :mod:`djwire.layers.pacing`).
+        """
         now = self.clock()
         self.sweep(now)
         queue = self._queues.get(channel)
@@ -143,6 +234,12 @@ class LocalChannels:
             self._schedule(channel, queue, now + self.expiry)
         if queue.waiters:
             self._wake_one(channel, queue)
+        if (
+            backlog is not None
+            and queue.pace == READ
+            and len(items) >= high_water(self.get_capacity(channel))
+        ):
+            backlog.append((channel, queue, None))
         return True
 
     def _hand_over(self, queue: _Queue, message: Message) -> bool:
@@ -161,7 +258,7 @@ class LocalChannels:
                 if claims:
                     continue  # a cancelled claim; its consumer removes it
                 return False
-            if waiter.get_loop() is not _running_loop():
+            if waiter.get_loop() is not running_loop():
                 return False
             waiter.set_result(message)
             if claims:
@@ -181,9 +278,21 @@ class LocalChannels:
         if not items:
             return None
         message = items.popleft()[1]
+        if queue.pace != READ or queue.drainers:
+            self._taken(channel, queue, len(items))
         if not items:
             queue.items = None  # an idle channel keeps no buffer
         return message
+
+    def _taken(self, channel: str, queue: _Queue, left: int) -> None:
+        """A receiver took a message: down to the low-water mark, it keeps up (senders
+        wait for it from now on) and the senders waiting for it go on."""
+        if left <= low_water(self.get_capacity(channel)):
+            queue.pace = READ
+            drainers = queue.drainers
+            if drainers:
+                queue.drainers = None
+                _release(drainers)
 
     def claim(self, channel: str) -> asyncio.Future[Message]:
         """A future that resolves to the next message, without a task per wait.
@@ -202,6 +311,8 @@ class LocalChannels:
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = _Queue()
+        queue.pace = READ  # the queue is empty and a receiver is waiting: it keeps up
+        queue.reader = asyncio.current_task()
         if queue.waiters is None:
             queue.waiters = []
         else:
@@ -241,6 +352,8 @@ class LocalChannels:
             # handed over by a sender on this loop while the queue was empty.
             waiter: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
             entry = (waiter, False)
+            queue.pace = READ
+            queue.reader = asyncio.current_task()
             if queue.waiters is None:
                 queue.waiters = []
             queue.waiters.append(entry)
@@ -252,15 +365,25 @@ class LocalChannels:
                 # on, so nothing is lost or left unnoticed.
                 if waiter.done() and not waiter.cancelled():
                     self._give_back(channel, queue, waiter.result())
+                self._stop_waiting(channel, queue, entry, forget=True)
                 raise
-            finally:
-                if queue.waiters and entry in queue.waiters:
-                    queue.waiters.remove(entry)
-                    if not queue.waiters:
-                        queue.waiters = None
-                self._forget_if_idle(channel, queue)
+            # Woken: this receiver will likely be back. Its queue stays (until expiry,
+            # when idle) so senders keep knowing it has a receiver that keeps up.
+            self._stop_waiting(channel, queue, entry, forget=False)
             if handed is not None:
                 return handed
+
+    def _stop_waiting(
+        self, channel: str, queue: _Queue, entry: tuple[asyncio.Future[Any], bool], forget: bool
+    ) -> None:
+        if queue.waiters and entry in queue.waiters:
+            queue.waiters.remove(entry)
+            if not queue.waiters:
+                queue.waiters = None
+        if forget:
+            self._forget_if_idle(channel, queue)
+        elif not queue.scheduled and self._queues.get(channel) is queue:
+            self._schedule(channel, queue, self.clock() + self.expiry)
 
     def _give_back(self, channel: str, queue: _Queue, message: Message | None) -> None:
         """Undo a hand-over to a receiver that was cancelled before it ran."""
@@ -276,7 +399,7 @@ class LocalChannels:
 
     def _wake_one(self, channel: str, queue: _Queue) -> None:
         assert queue.waiters is not None
-        running = _running_loop()
+        running = running_loop()
         for waiter, claims in queue.waiters:
             if waiter.done():
                 continue
@@ -299,21 +422,32 @@ class LocalChannels:
     # -- direct sockets ---------------------------------------------------------
 
     def attach(self, channel: str, socket: DirectSocket) -> None:
+        """Attach ``socket`` (from its own event loop, the one that writes to it)."""
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = _Queue()
         queue.socket = socket
+        queue.socket_loop = running_loop()
+        queue.pace = READ  # a client reads it
 
     def detach(self, channel: str) -> None:
         queue = self._queues.get(channel)
         if queue is not None:
             queue.socket = None
+            queue.socket_loop = _DETACHED
+            # Its consumer has ended: nobody to wait for (unless a receiver comes back).
+            queue.pace = UNREAD
+            queue.reader = None
             self._forget_if_idle(channel, queue)
 
-    def socket_for(self, channel: str) -> DirectSocket | None:
-        """The attached socket, if its queue is empty (so order is kept)."""
+    def socket_for(
+        self, channel: str, loop: asyncio.AbstractEventLoop | None
+    ) -> DirectSocket | None:
+        """The socket attached to ``channel`` if a sender on ``loop`` may write to it:
+        its queue is empty (so order is kept) and the socket is on ``loop`` (asyncio
+        transports are not thread-safe: another thread's sender queues instead)."""
         queue = self._queues.get(channel)
-        if queue is None or queue.items:
+        if queue is None or queue.items or queue.socket_loop is not loop:
             return None
         return queue.socket
 
@@ -323,6 +457,8 @@ class LocalChannels:
         for queue in self._queues.values():
             for waiter, _ in queue.waiters or ():
                 waiter.get_loop().call_soon_threadsafe(waiter.cancel)
+            if queue.drainers:
+                _release(queue.drainers)
         self._queues.clear()
         self._heap.clear()
 

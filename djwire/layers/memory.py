@@ -16,7 +16,8 @@ from .base import BaseChannelLayer, Message, check_message
 from .delivery import deliver_to_local, send_local
 from .direct import DirectSocket
 from .groups import Groups
-from .local import LocalChannels
+from .local import DEFAULT_BACKPRESSURE_TIMEOUT, LocalChannels
+from .pacing import new_backlog, relieve
 from .queue_types import DeadLetter, Delivery
 from .queues import DEFAULT_MAX_DEAD_LETTERS, LocalQueues
 from .views import ChannelsView, GroupsView
@@ -38,9 +39,14 @@ class InMemoryChannelLayer(BaseChannelLayer):
     ) -> None:
         # djwire's own option, in kwargs: the signature stays the one of Channels.
         max_dead_letters: int = kwargs.pop("max_dead_letters", DEFAULT_MAX_DEAD_LETTERS)
+        backpressure_timeout: float = kwargs.pop(
+            "backpressure_timeout", DEFAULT_BACKPRESSURE_TIMEOUT
+        )
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = group_expiry
-        self.local = LocalChannels(expiry, self.get_capacity, self.stats)
+        self.local = LocalChannels(
+            expiry, self.get_capacity, self.stats, backpressure_timeout=backpressure_timeout
+        )
         self.memberships = Groups(group_expiry)
         #: Delays, leases and dead letters of named channels (the "queues" extension).
         self.named_queues = LocalQueues(self.local, self.stats, max_dead_letters)
@@ -54,7 +60,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: Message) -> None:
         self.require_valid_channel_name(channel)
         check_message(message)
-        send_local(self.local, self.stats, channel, message)
+        backlog = new_backlog(self.local)
+        send_local(self.local, self.stats, channel, message, backlog)
+        if backlog:
+            await relieve(self.local, backlog)
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)
@@ -95,7 +104,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def group_send(self, group: str, message: Message) -> None:
         self.require_valid_group_name(group)
         check_message(message)
-        deliver_to_local(self.local, self.stats, self.memberships.members(group), message)
+        backlog = new_backlog(self.local)
+        deliver_to_local(self.local, self.stats, self.memberships.members(group), message, backlog)
+        if backlog:
+            await relieve(self.local, backlog)
 
     # -- named channels as work queues --------------------------------------------------
 

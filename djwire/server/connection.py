@@ -246,13 +246,17 @@ class Connection(asyncio.Protocol):
         state = self.state
         self.write_deadline = min(self.write_deadline, state.now + state.config.send_timeout)
 
-    async def wait_for_drain(self) -> None:
+    def drain_future(self) -> asyncio.Future[None]:
+        """Done when the write buffer has drained (or the connection has ended)."""
         waiter = self.drain_waiter
         if waiter is None:
             waiter = self.drain_waiter = self.state.loop.create_future()
             self.start_write_clock()
+        return waiter
+
+    async def wait_for_drain(self) -> None:
         # Shielded: a cancelled sender must not cancel the waiter others share.
-        await asyncio.shield(waiter)
+        await asyncio.shield(self.drain_future())
 
     def stalled_writer(self, now: float) -> bool:
         """Close the connection if its client stopped reading too long ago; True if so."""

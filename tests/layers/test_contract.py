@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from djwire.exceptions import ChannelFull, InvalidNameError
+from djwire.exceptions import ChannelFull, InvalidChannelLayerError, InvalidNameError
 from djwire.layers import BaseChannelLayer
 
 from .backends import LayerFactory
@@ -270,6 +270,85 @@ async def test_group_messages_keep_order_per_member(layer: BaseChannelLayer) -> 
     for n in range(8):
         await layer.group_send("ordered-group", {"type": "n", "n": n})
     assert [(await receive(layer, channel))["n"] for _ in range(8)] == list(range(8))
+
+
+# -- senders that never yield (backpressure) --------------------------------------------
+
+
+async def _consume(layer: BaseChannelLayer, channel: str, count: int, got: list[int]) -> None:
+    """A receiver as a consumer is: a few event-loop steps per message."""
+    for _ in range(count):
+        got.append((await layer.receive(channel))["n"])
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+async def test_a_receiver_that_keeps_up_gets_every_message_of_a_group_send_loop(
+    make_layer: LayerFactory,
+) -> None:
+    layer = make_layer(capacity=100)
+    channel = await layer.new_channel()
+    await layer.group_add("loop", channel)
+    got: list[int] = []
+    receiver = asyncio.ensure_future(_consume(layer, channel, 1000, got))
+    await asyncio.sleep(0.05)
+    for n in range(1000):  # a handler's loop: nothing in it yields
+        await layer.group_send("loop", {"type": "n", "n": n})
+    await asyncio.wait_for(receiver, TIMEOUT)
+    assert got == list(range(1000))
+    assert layer.stats.dropped_full == 0
+
+
+async def test_a_receiver_that_keeps_up_gets_every_message_of_a_send_loop(
+    make_layer: LayerFactory,
+) -> None:
+    layer = make_layer(capacity=100)
+    channel = await layer.new_channel()
+    got: list[int] = []
+    receiver = asyncio.ensure_future(_consume(layer, channel, 1000, got))
+    await asyncio.sleep(0.05)
+    for n in range(1000):  # raised ChannelFull at the 101st before pacing
+        await layer.send(channel, {"type": "n", "n": n})
+    await asyncio.wait_for(receiver, TIMEOUT)
+    assert got == list(range(1000))
+
+
+async def test_a_member_that_stops_reading_delays_a_send_loop_once_then_drops(
+    make_layer: LayerFactory,
+) -> None:
+    layer = make_layer(capacity=10, backpressure_timeout=0.2)
+    stuck, fine = await layer.new_channel(), await layer.new_channel()
+    for channel in (stuck, fine):
+        await layer.group_add("some-stuck", channel)
+    first = asyncio.ensure_future(layer.receive(stuck))  # it read once, then stopped
+    got: list[int] = []
+    reader = asyncio.ensure_future(_consume(layer, fine, 200, got))
+    await asyncio.sleep(0.05)
+    for n in range(200):
+        await asyncio.wait_for(layer.group_send("some-stuck", {"type": "n", "n": n}), TIMEOUT)
+    await asyncio.wait_for(reader, TIMEOUT)
+    assert (await first)["n"] == 0
+    assert got == list(range(200))  # the stuck member never held the others back for good
+    assert layer.stats.extra["backpressure_timeouts"] == 1  # waited for it once
+    assert layer.stats.dropped_full == 200 - 1 - 10  # then dropped past its capacity, counted
+
+
+async def test_backpressure_timeout_zero_turns_pacing_off(make_layer: LayerFactory) -> None:
+    layer = make_layer(capacity=10, backpressure_timeout=0)
+    channel = await layer.new_channel()
+    await layer.group_add("unpaced", channel)
+    receiver = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0.05)
+    for n in range(20):
+        await layer.group_send("unpaced", {"type": "n", "n": n})
+    assert (await receiver)["n"] == 0
+    assert layer.stats.dropped_full == 20 - 1 - 10
+
+
+@pytest.mark.parametrize("seconds", [-1, float("inf"), "1", None])
+async def test_a_bad_backpressure_timeout_is_refused(make_layer: LayerFactory, seconds) -> None:
+    with pytest.raises(InvalidChannelLayerError, match="backpressure_timeout must be"):
+        make_layer(backpressure_timeout=seconds)
 
 
 # -- bad input ------------------------------------------------------------------------

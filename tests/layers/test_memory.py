@@ -33,6 +33,7 @@ class Socket:
         self.frame_encoder = encoder
         self.open = open_
         self.frames: list[bytes] = []
+        self.write_paused = False
 
     def write_frame(self, frame: bytes) -> bool:
         if not self.open:

@@ -52,6 +52,27 @@ class DirectTriggerConsumer(AsyncWebsocketConsumer):
         )
 
 
+class LoopTriggerConsumer(AsyncWebsocketConsumer):
+    """W3 (issue 10): one message ``"<count> <size>"`` from the control client becomes
+    ``count`` group sends of ``size`` bytes each, back to back from this one handler,
+    then ``"sent"`` back."""
+
+    kind = "chat.message"  # through the members' handlers
+
+    async def receive(self, text_data=None, bytes_data=None):
+        count, size = (int(part) for part in text_data.split())
+        text = "x" * size
+        for _ in range(count):
+            await self.channel_layer.group_send(GROUP, {"type": self.kind, "text": text})
+        await self.send(text_data="sent")
+
+
+class DirectLoopTriggerConsumer(LoopTriggerConsumer):
+    """W3 on djwire's direct path: ``websocket.send`` group messages."""
+
+    kind = "websocket.send"
+
+
 class AsyncTaskConsumer(AsyncConsumer):
     """bench/workers.py: a background task on a named channel whose handler does nothing
     but count (``ChannelNameRouter`` -> consumer -> handler, as a ported app runs it)."""

@@ -13,6 +13,7 @@ def make_application(django_http):
                     path("ws/echo/", consumers.EchoConsumer.as_asgi()),
                     path("ws/member/", consumers.MemberConsumer.as_asgi()),
                     path("ws/trigger/handler/", consumers.TriggerConsumer.as_asgi()),
+                    path("ws/trigger/loop-handler/", consumers.LoopTriggerConsumer.as_asgi()),
                 ]
             ),
             # bench/workers.py: named channels for runworker

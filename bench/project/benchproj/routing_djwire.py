@@ -15,6 +15,8 @@ def make_application(django_http):
                     path("ws/member/", consumers.MemberConsumer.as_asgi()),
                     path("ws/trigger/handler/", consumers.TriggerConsumer.as_asgi()),
                     path("ws/trigger/direct/", consumers.DirectTriggerConsumer.as_asgi()),
+                    path("ws/trigger/loop-handler/", consumers.LoopTriggerConsumer.as_asgi()),
+                    path("ws/trigger/loop-direct/", consumers.DirectLoopTriggerConsumer.as_asgi()),
                 ]
             ),
             # bench/workers.py: named channels for runworker

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 from djwire.exceptions import InvalidChannelLayerError
 
+from ..local import DEFAULT_BACKPRESSURE_TIMEOUT, check_backpressure_timeout
 from ..queues import DEFAULT_MAX_DEAD_LETTERS
 
 MiB = 1 << 20
@@ -39,11 +40,16 @@ class Limits:
     #: Groups whose members a process remembers between sends (each checked with
     #: one indexed read per send); the least recently loaded go first.
     group_cache_size: int = 4096
+    #: Longest a send or group_send waits for a receiver in this process to catch up
+    #: (djwire.layers.pacing); 0: never wait (full queues drop, as in Channels).
+    backpressure_timeout: float = DEFAULT_BACKPRESSURE_TIMEOUT
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if item.name == "backpressure_timeout":
+                check_backpressure_timeout(value)  # 0 is allowed: it turns pacing off
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise InvalidChannelLayerError(
                     f"IPCChannelLayer {item.name} must be a positive number, not {value!r}"
                 )

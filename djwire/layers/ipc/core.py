@@ -48,6 +48,7 @@ from ..base import BaseChannelLayer, Message, check_message, count_loss
 from ..delivery import count_dropped, deliver_to_local, offer_local, send_local
 from ..direct import DirectSocket
 from ..local import LocalChannels
+from ..pacing import new_backlog, relieve
 from ..queue_types import DeadLetter, Delivery, check_delay, require_named
 from . import frames, space
 from .config import Limits
@@ -106,6 +107,7 @@ class IPCChannelLayer(BaseChannelLayer):
         max_batch: int = Limits.max_batch,
         max_dead_letters: int = Limits.max_dead_letters,
         group_cache_size: int = Limits.group_cache_size,
+        backpressure_timeout: float = Limits.backpressure_timeout,
         prefix: str | None = None,  # asgi_ipc (Channels 1): the name of the space
         channel_memory: int | None = None,  # asgi_ipc: with group_memory, the store size
         group_memory: int | None = None,
@@ -131,6 +133,7 @@ class IPCChannelLayer(BaseChannelLayer):
             max_batch=max_batch,
             max_dead_letters=max_dead_letters,
             group_cache_size=group_cache_size,
+            backpressure_timeout=backpressure_timeout,
         )
         self.group_expiry = group_expiry
         self.space = space.resolve(name, path)
@@ -149,7 +152,12 @@ class IPCChannelLayer(BaseChannelLayer):
         # most one "!", and new_channel() puts a "." before the token).
         self._own_marker = f".{self.token}!"
         self.pid = os.getpid()
-        self.local = LocalChannels(self.expiry, self.get_capacity, self.stats)
+        self.local = LocalChannels(
+            self.expiry,
+            self.get_capacity,
+            self.stats,
+            backpressure_timeout=self.limits.backpressure_timeout,
+        )
         self.store = Store(
             self.space / space.STORE_FILE, self.limits.max_store_size, self.limits.lock_timeout
         )
@@ -387,7 +395,10 @@ class IPCChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         check_message(message)
         if self._own_marker in channel:
-            send_local(self.local, self.stats, channel, message)
+            backlog = new_backlog(self.local)
+            send_local(self.local, self.stats, channel, message, backlog)
+            if backlog:
+                await relieve(self.local, backlog)
             return
         token = owner_token(channel)
         packed = frames.pack_message(message, self.limits.max_message_size)
@@ -546,10 +557,19 @@ class IPCChannelLayer(BaseChannelLayer):
         if remote or view.named:
             # Before delivering anything, so a message too large fails as a whole.
             packed = frames.pack_message(message, self.limits.max_message_size)
+        backlog = new_backlog(self.local)
         if view.own:
-            deliver_to_local(self.local, self.stats, [channel for channel, _ in view.own], message)
-        if packed is None:
-            return
+            own = [channel for channel, _ in view.own]
+            deliver_to_local(self.local, self.stats, own, message, backlog)
+        if packed is not None:
+            await self._group_send_out(group, now, view, remote, packed)
+        if backlog:
+            await relieve(self.local, backlog)
+
+    async def _group_send_out(
+        self, group: str, now: int, view: GroupView, remote: list[str], packed: bytes
+    ) -> None:
+        """The part of a group send for other processes and named channels."""
         if remote:
             frame = frames.group_frame(group, now + self.expiry_ms, packed, view.version)
             for token in remote:

@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 
 from djwire.exceptions import InvalidChannelLayerError
 
+from ..local import DEFAULT_BACKPRESSURE_TIMEOUT, check_backpressure_timeout
 from ..queues import DEFAULT_MAX_DEAD_LETTERS
 from .connection import Address
 from .nodes import Node, SentinelNode, StaticNode
@@ -79,6 +80,9 @@ class Limits:
     #: Dead letters kept per named channel (the "queues" extension); beyond it the
     #: oldest is dropped, counted in ``stats.extra["dead_letters_dropped"]`` and logged.
     max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS
+    #: Longest a send or group_send waits for a receiver in this process to catch up
+    #: (djwire.layers.pacing); 0: never wait (full queues drop, as in Channels).
+    backpressure_timeout: float = DEFAULT_BACKPRESSURE_TIMEOUT
 
     def __post_init__(self) -> None:
         positive = ("connect_timeout", "socket_timeout", "retry_timeout", "poll_interval")
@@ -87,6 +91,7 @@ class Limits:
                 raise InvalidChannelLayerError(f"{name} must be positive")
         if self.restart_grace < 0:
             raise InvalidChannelLayerError("restart_grace must not be negative")
+        check_backpressure_timeout(self.backpressure_timeout)
         low, high = self.reconnect_backoff
         if not 0 < low <= high:
             raise InvalidChannelLayerError(

@@ -49,6 +49,7 @@ from ..base import BaseChannelLayer, Message, check_message
 from ..delivery import send_local
 from ..direct import DirectSocket
 from ..local import LocalChannels
+from ..pacing import new_backlog, relieve
 from ..queue_types import DeadLetter, Delivery
 from . import envelope
 from .accounting import LossLedger, OutageMonitor
@@ -118,7 +119,12 @@ class RedisChannelLayer(BaseChannelLayer):
         self.token = secrets.token_hex(6)
         self._expiry_ms = int(expiry * 1000)
 
-        self.local = LocalChannels(expiry, self.get_capacity, self.stats)
+        self.local = LocalChannels(
+            expiry,
+            self.get_capacity,
+            self.stats,
+            backpressure_timeout=self.limits.backpressure_timeout,
+        )
         self.monitor = OutageMonitor(self.stats)
         self.restarts = RestartWatch(self.stats, self.limits.restart_grace)
         self.commands = Commands(
@@ -182,7 +188,10 @@ class RedisChannelLayer(BaseChannelLayer):
         check_message(message)
         token = owner_token(channel)
         if token == self.token:
-            send_local(self.local, self.stats, channel, message)
+            backlog = new_backlog(self.local)
+            send_local(self.local, self.stats, channel, message, backlog)
+            if backlog:
+                await relieve(self.local, backlog)
             return
         payload = self.serializer.dumps(message)
         deadline = now_ms() + self._expiry_ms

@@ -26,6 +26,7 @@ from djwire.exceptions import LayerUnavailable
 from ..base import LayerStats, Message
 from ..delivery import count_dropped, deliver_to_local
 from ..local import LocalChannels
+from ..pacing import new_backlog, relieve
 from . import envelope, scripts
 from .accounting import OutageMonitor
 from .commands import Commands, ignore_result
@@ -172,8 +173,22 @@ class GroupOps:
         # members while that round trip is under way.
         early = self.commands.send_now(tag, scripts.GROUP_TARGETS.evalsha(keys, (now_ms(),)))
         members = self.own.members(group)
+        backlog = new_backlog(self.local)
         if members:
-            deliver_to_local(self.local, self.stats, members, message)
+            deliver_to_local(self.local, self.stats, members, message, backlog)
+        await self._send_out(group, message, tag, keys, early)
+        if backlog:
+            await relieve(self.local, backlog)
+
+    async def _send_out(
+        self,
+        group: str,
+        message: Message,
+        tag: str,
+        keys: GroupKeys,
+        early: asyncio.Future[Any] | None,
+    ) -> None:
+        """The part of a group send for other processes and named channels."""
         try:
             processes, named = await self._targets(tag, keys, early)
         except LayerUnavailable as exc:

@@ -193,6 +193,7 @@ class RecordingSocket:
 
     frame_encoder: CountingEncoder
     frames: list[bytes] = field(default_factory=list)
+    write_paused: bool = False  # a client that keeps up
 
     def write_frame(self, frame: bytes) -> bool:
         self.frames.append(frame)

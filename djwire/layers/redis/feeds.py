@@ -87,6 +87,7 @@ class Feed:
         self.marks_idle = marks_idle
         self.expedite = expedite  # send a lazy take now
         self._lazy = False  # a lazy take is under way
+        self._confirm_lazily = False  # a batch came with a wake-up: confirm it lazily
         self.superseded = False
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
@@ -131,7 +132,8 @@ class Feed:
                 self.wake.clear()
                 count = self.batch_size()
                 batch_id = b"#%s.%d" % (self.token.encode(), next(_batch_numbers))
-                self._lazy = lazy
+                lazy = lazy or self._confirm_lazily
+                self._lazy, self._confirm_lazily = lazy, False
                 try:
                     reply = await self.take(
                         count, self.confirmed.get(self.list_key, b""), batch_id, lazy
@@ -172,6 +174,7 @@ class Feed:
         if payload:
             batch_id, _, item = payload.partition(b"\n")
             self._deliver_batch(batch_id, b"", [item])
+            self._confirm_lazily = True
         elif self._lazy and self.expedite is not None:
             self.expedite()  # something is waiting in the list: take it now
         self.wake.set()

@@ -158,11 +158,6 @@ class Feed:
                         # first, so the next count of waiters is current.
                         await asyncio.sleep(0)
                         continue
-                    if self.marks_idle:
-                        # Confirm the batch and mark the feed idle, with the next
-                        # write (e.g. the replies of the receivers just woken).
-                        lazy = True
-                        continue
                 await self._wait_for_wake(self.idle_wait())
         finally:
             if subscriber is not None:

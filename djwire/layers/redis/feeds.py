@@ -158,6 +158,14 @@ class Feed:
                         # first, so the next count of waiters is current.
                         await asyncio.sleep(0)
                         continue
+                    if self.marks_idle and len(items) == 1:
+                        # One message at a time: confirm it and mark the feed idle with
+                        # the next write (e.g. the reply of the receiver just woken),
+                        # so the next message comes with its wake-up. Bigger batches
+                        # mean messages queue up: wait for the wake-up, as the next
+                        # take then gets a batch again.
+                        lazy = True
+                        continue
                 await self._wait_for_wake(self.idle_wait())
         finally:
             if subscriber is not None:

@@ -122,6 +122,24 @@ class Commands:
         command = script.evalsha(keys, args)
         return await self.run(tag, lambda pipe: pipe.call(command))
 
+    async def script_riding(
+        self,
+        tag: str,
+        script: scripts.Script,
+        keys: tuple[bytes, ...],
+        args: tuple[Any, ...],
+        delay: float,
+    ) -> Any:
+        """:meth:`script`, sent with the node's next write or after ``delay`` (see
+        :meth:`.pipe.CommandPipe.ride`)."""
+        command = script.evalsha(keys, args)
+        return await self.run(tag, lambda pipe: pipe.ride(command, delay))
+
+    def expedite(self, tag: str) -> None:
+        """Send the commands riding to ``tag``'s node now."""
+        if self.router.ready:
+            self.pipe(self.router.node_for(tag)).expedite()
+
     async def repeatable(self, call: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``call`` (commands safe to run twice); after a connection broke under it,
         run it again until ``retry_timeout`` has passed, then let the LayerUnavailable

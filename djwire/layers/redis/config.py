@@ -70,6 +70,11 @@ class Limits:
     inbox_capacity: int = 10_000
     #: An idle receiver re-checks Redis this often even without a wake-up.
     poll_interval: float = 1.0
+    #: After delivering a batch, a process's inbox feed confirms it (and marks itself
+    #: idle, so that the next message comes with its wake-up instead of after a
+    #: take) in its process's next write to Redis, or after this long if there is
+    #: none sooner: the confirmation then costs no write and no wake-up of its own.
+    confirm_delay: float = 0.002
     #: Subscriber connections are pinged this often to detect a dead server.
     health_check_interval: float = 10.0
     #: After a node is seen to have restarted (and lost its data), group sends to
@@ -89,8 +94,9 @@ class Limits:
         for name in (*positive, "health_check_interval"):
             if getattr(self, name) <= 0:
                 raise InvalidChannelLayerError(f"{name} must be positive")
-        if self.restart_grace < 0:
-            raise InvalidChannelLayerError("restart_grace must not be negative")
+        for name in ("restart_grace", "confirm_delay"):
+            if getattr(self, name) < 0:
+                raise InvalidChannelLayerError(f"{name} must not be negative")
         check_backpressure_timeout(self.backpressure_timeout)
         low, high = self.reconnect_backoff
         if not 0 < low <= high:

@@ -36,8 +36,10 @@ from .subscriber import Subscriber
 
 logger = logging.getLogger("djwire.layers.redis")
 
-#: take(count, confirmed batch id, new batch id) -> {} or [batch id, refused, items...]
-Take = Callable[[int, bytes, bytes], Awaitable[Any]]
+#: take(count, confirmed batch id, new batch id, lazy) -> {} or [batch id, refused,
+#: items...]; a lazy take may wait for the process's next write to Redis (see
+#: Limits.confirm_delay).
+Take = Callable[[int, bytes, bytes, bool], Awaitable[Any]]
 Deliver = Callable[[bytes, list[bytes]], None]
 #: (named channel, its taken-batch key) -> the take and idle wait of its feed
 NamedTake = Callable[[str, bytes], tuple[Take, Callable[[], float]]]
@@ -61,6 +63,8 @@ class Feed:
         poll_interval: float,
         retry_delay: float,
         idle_wait: Callable[[], float] | None = None,
+        marks_idle: bool = False,
+        expedite: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.token = token
@@ -77,6 +81,13 @@ class Feed:
         # How long to wait for a wake-up after a take found nothing (at most
         # poll_interval; less when something is due sooner, e.g. a delayed message).
         self.idle_wait = idle_wait or (lambda: poll_interval)
+        # Whether a take that finds nothing leaves the idle mark (see
+        # scripts.PUSH_INBOX): then the feed takes again after every batch, so that
+        # it confirms the batch and marks itself idle before the next push comes.
+        self.marks_idle = marks_idle
+        self.expedite = expedite  # send a lazy take now
+        self._lazy = False  # a lazy take is under way
+        self._confirm_lazily = False  # a batch came with a wake-up: confirm it lazily
         self.superseded = False
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
@@ -109,6 +120,7 @@ class Feed:
 
     async def run(self) -> None:
         subscriber: Subscriber | None = None
+        lazy = False
         try:
             while not self.superseded and self.wanted():
                 if subscriber is None:
@@ -116,13 +128,15 @@ class Feed:
                     # the feed polls meanwhile and asks again next round.
                     subscriber = await self.find_subscriber()
                     if subscriber is not None:
-                        subscriber.watch(self.wake_channel, self.wake.set)
+                        subscriber.watch(self.wake_channel, self._woken)
                 self.wake.clear()
                 count = self.batch_size()
                 batch_id = b"#%s.%d" % (self.token.encode(), next(_batch_numbers))
+                lazy = lazy or self._confirm_lazily
+                self._lazy, self._confirm_lazily = lazy, False
                 try:
                     reply = await self.take(
-                        count, self.confirmed.get(self.list_key, b""), batch_id
+                        count, self.confirmed.get(self.list_key, b""), batch_id, lazy
                     )
                 except LayerUnavailable:
                     await self._wait_for_wake(self.retry_delay)
@@ -131,32 +145,67 @@ class Feed:
                     logger.exception("Taking from %s failed; retrying", self.name)
                     await self._wait_for_wake(self.retry_delay)
                     continue
+                finally:
+                    self._lazy = lazy = False
                 if self.superseded:
                     # Another feed took over; it will get this batch back from Redis.
                     return
                 if reply:
-                    self.confirmed[self.list_key] = reply[0]
                     items = reply[2:]
-                    try:
-                        self.deliver(reply[1], items)
-                    except Exception:  # a bug must not stop the process receiving
-                        logger.exception(
-                            "Delivering %d items from %s failed", len(items), self.name
-                        )
+                    self._deliver_batch(reply[0], reply[1], items)
                     if len(items) >= count:
                         # There may be more right now. Let the woken receivers run
                         # first, so the next count of waiters is current.
                         await asyncio.sleep(0)
                         continue
+                    if self.marks_idle and len(items) == 1:
+                        # One message at a time: confirm it and mark the feed idle with
+                        # the next write (e.g. the reply of the receiver just woken),
+                        # so the next message comes with its wake-up. Bigger batches
+                        # mean messages queue up: wait for the wake-up, as the next
+                        # take then gets a batch again.
+                        lazy = True
+                        continue
                 await self._wait_for_wake(self.idle_wait())
         finally:
             if subscriber is not None:
-                subscriber.unwatch(self.wake_channel, self.wake.set)
+                subscriber.unwatch(self.wake_channel, self._woken)
+
+    def _woken(self, payload: bytes) -> None:
+        """A wake-up; one that carries a batch (an idle inbox's, see
+        scripts.PUSH_INBOX) is delivered at once, and the next take confirms it."""
+        if payload:
+            batch_id, _, item = payload.partition(b"\n")
+            self._deliver_batch(batch_id, b"", [item])
+            self._confirm_lazily = True
+        elif self._lazy and self.expedite is not None:
+            self.expedite()  # something is waiting in the list: take it now
+        self.wake.set()
+
+    def _deliver_batch(self, batch_id: bytes, refused: bytes, items: list[bytes]) -> None:
+        """Deliver a batch unless it was already: a batch can come both with its
+        wake-up and in the reply of a take that ran before its confirmation. Batch
+        ids grow, and batches are delivered in the order Redis made them."""
+        if _number(batch_id) <= _number(self.confirmed.get(self.list_key, b"")):
+            return
+        self.confirmed[self.list_key] = batch_id
+        try:
+            self.deliver(refused, items)
+        except Exception:  # a bug must not stop the process receiving
+            logger.exception("Delivering %d items from %s failed", len(items), self.name)
 
     async def _wait_for_wake(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.wake.wait()
+
+
+def _number(batch_id: bytes) -> int:
+    """The counter of a batch id (``#token.N``); -1 for none."""
+    try:
+        return int(batch_id.rpartition(b".")[2])
+    except ValueError:
+        return -1
 
 
 class Feeds:
@@ -202,6 +251,7 @@ class Feeds:
             deliver=self.arrivals.from_inbox,
             batch_size=lambda: self.limits.max_batch,
             wanted=lambda: True,
+            idle_key=self.keys.idle(self.keys.inbox(self.token)),
         )
 
     async def receive_named(self, channel: str) -> Message:
@@ -272,15 +322,22 @@ class Feeds:
         wanted: Callable[[], bool],
         take: Take | None = None,
         idle_wait: Callable[[], float] | None = None,
+        idle_key: bytes | None = None,
     ) -> Feed:
         taken = self.keys.taken(list_key, self.token)
         ttl = self.take_ttl
         commands = self.commands
+        keys: tuple[bytes, ...] = (list_key, taken, rejections)
+        if idle_key is not None:
+            keys += (idle_key,)
 
-        async def take_batch(count: int, confirmed: bytes, batch_id: bytes) -> Any:
-            return await commands.script(
-                tag, scripts.TAKE, (list_key, taken, rejections), (confirmed, batch_id, count, ttl)
-            )
+        delay = self.limits.confirm_delay
+
+        async def take_batch(count: int, confirmed: bytes, batch_id: bytes, lazy: bool) -> Any:
+            args = (confirmed, batch_id, count, ttl)
+            if lazy:
+                return await commands.script_riding(tag, scripts.TAKE, keys, args, delay)
+            return await commands.script(tag, scripts.TAKE, keys, args)
 
         async def find_subscriber() -> Subscriber | None:
             try:
@@ -303,4 +360,6 @@ class Feeds:
             poll_interval=self.limits.poll_interval,
             retry_delay=self.limits.reconnect_backoff[1],
             idle_wait=idle_wait,
+            marks_idle=idle_key is not None,
+            expedite=lambda: commands.expedite(tag),
         )

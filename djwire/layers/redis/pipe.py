@@ -101,6 +101,7 @@ class CommandPipe:
         self._connector: asyncio.Task[None] | None = None
         self._flush_handle: asyncio.Handle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._ride_timer: asyncio.TimerHandle | None = None  # see ride()
         self._closed = False
         self._last_error: LayerUnavailable | None = None  # why the last connect failed
 
@@ -109,6 +110,19 @@ class CommandPipe:
     def call(self, command: Command, *, message: bool = False) -> asyncio.Future[Any]:
         """Queue ``command``; the future gets its reply (error replies included)."""
         return self._enqueue(command, None, None, message)
+
+    def ride(self, command: Command, delay: float) -> asyncio.Future[Any]:
+        """Queue ``command`` to go out with the next write of this pipe, or after
+        ``delay`` seconds if nothing else is written sooner: a command whose reply is
+        not urgent then costs no write (and no wake-up of Redis) of its own."""
+        return self._enqueue(command, None, None, False, ride=delay)
+
+    def expedite(self) -> None:
+        """Write the commands riding on the next write now (at the end of this turn)."""
+        if self._ride_timer is not None:
+            self._ride_timer.cancel()
+            self._ride_timer = None
+            self._schedule_flush()
 
     def flush_now(self) -> None:
         """Write what is queued now rather than at the end of this loop turn (used
@@ -129,6 +143,7 @@ class CommandPipe:
         build: PushBuilder | None,
         inbox: bytes | None,
         message: bool,
+        ride: float | None = None,
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
         if self._closed:
@@ -146,6 +161,10 @@ class CommandPipe:
             return future
         self._queue.append(_Entry(Waiter(future, inbox, message), command, build, inbox, message))
         connection = self._connection
+        if ride is not None:
+            if self._flush_handle is None and self._ride_timer is None:
+                self._ride_timer = self.loop.call_later(ride, self._ride_due)
+            return future
         if connection is not None and not connection.closed:
             if self._flush_handle is None and connection.writable:
                 self._flush_handle = self.loop.call_soon(self._flush)
@@ -153,8 +172,15 @@ class CommandPipe:
             self._ensure_connecting()
         return future
 
+    def _ride_due(self) -> None:
+        self._ride_timer = None
+        self._schedule_flush()
+
     def _flush(self) -> None:
         self._flush_handle = None
+        if self._ride_timer is not None:  # riders go out with this write
+            self._ride_timer.cancel()
+            self._ride_timer = None
         connection = self._connection
         if connection is None or connection.closed:
             self._ensure_connecting()
@@ -321,10 +347,10 @@ class CommandPipe:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
-        for handle in (self._flush_handle, self._watchdog):
+        for handle in (self._flush_handle, self._watchdog, self._ride_timer):
             if handle is not None:
                 handle.cancel()
-        self._flush_handle = self._watchdog = None
+        self._flush_handle = self._watchdog = self._ride_timer = None
         error = LayerUnavailable("The channel layer is closed")
         while self._queue:
             future = self._queue.popleft().waiter.future

@@ -1,7 +1,8 @@
 """Writing messages into Redis: to a process's inbox, or to a named channel's list.
 
 Each push is one script that checks capacity, appends the item (see
-:mod:`.envelope`) and publishes a wake-up when the list was empty. A push that
+:mod:`.envelope`) and publishes a wake-up when the list was empty; to an idle
+process inbox, the wake-up carries the item itself (see ``scripts.PUSH_INBOX``). A push that
 Redis cannot take in an outage is given up after ``retry_timeout`` and counted as
 lost by the pipe (see :mod:`.pipe`), so callers only see what became of it.
 """
@@ -53,6 +54,7 @@ class Pushes:
         keys = self.keys
         inbox = keys.inbox(token)
         rejections = keys.rejections(token)
+        taken, idle = keys.taken(inbox, token), keys.idle(inbox)
         wake = keys.wake(inbox)
         capacity, ttl = self.inbox_capacity, self.inbox_ttl
         publish = self.commands.router.publish
@@ -61,7 +63,7 @@ class Pushes:
             # Numbered by the pipe when it is written (see accounting).
             item = envelope.build(deadline, kind, target, payload, writer, seq, accounted)
             return scripts.PUSH_INBOX.evalsha(
-                (inbox, rejections), (item, capacity, ttl, wake, publish, writer)
+                (inbox, rejections, taken, idle), (item, capacity, ttl, wake, publish, writer)
             )
 
         builder: PushBuilder = build

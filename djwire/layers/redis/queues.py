@@ -169,7 +169,10 @@ class _Wake:
 
     def attach(self, subscriber: Any) -> None:
         self._subscriber = subscriber
-        subscriber.watch(self.channel, self.event.set)
+        subscriber.watch(self.channel, self._woken)
+
+    def _woken(self, payload: bytes) -> None:
+        self.event.set()
 
     async def wait(self, seconds: float) -> None:
         try:
@@ -180,7 +183,7 @@ class _Wake:
 
     def close(self) -> None:
         if self._subscriber is not None:
-            self._subscriber.unwatch(self.channel, self.event.set)
+            self._subscriber.unwatch(self.channel, self._woken)
             self._subscriber = None
 
 
@@ -385,7 +388,7 @@ class RedisQueues:
         due: list[float | None] = [None]
         poll = self.host.limits.poll_interval
 
-        async def take(count: int, confirmed: bytes, batch_id: bytes) -> Any:
+        async def take(count: int, confirmed: bytes, batch_id: bytes, lazy: bool) -> Any:
             args = self._take_args(confirmed, batch_id, count, 0, wake)
             reply = await self.host.commands.script(
                 tag, QUEUE_TAKE, (key, taken, leases, leased, delayed), args

@@ -31,10 +31,15 @@ class Script:
         return (b"SCRIPT", b"LOAD", self.source)
 
 
-#: Push one item to a process inbox. KEYS: inbox, rejections.
-#: ARGV: item, capacity, ttl, wake channel, publish command, writer.
-#: Returns 0, or -1 when the inbox is full (then the writer's refusal is counted in
-#: the rejections hash, so the receiver does not mistake it for a loss).
+#: Push one item to a process inbox. KEYS: inbox, rejections, the receiver's taken
+#: batch, its idle mark. ARGV: item, capacity, ttl, wake channel, publish command,
+#: writer. Returns 0, or -1 when the inbox is full (then the writer's refusal is
+#: counted in the rejections hash, so the receiver does not mistake it for a loss).
+#: When the receiver's feed is idle (its last TAKE found nothing and left the idle
+#: mark: a batch id), the push makes the item that batch itself, as TAKE would, and
+#: publishes it with the wake-up (``batch id`` LF ``item``): the receiver delivers it
+#: as it arrives, with no take round trip, and confirms the batch with its next TAKE
+#: as usual, so a wake-up lost with a broken subscriber connection loses nothing.
 PUSH_INBOX = Script(
     "push_inbox",
     """
@@ -45,6 +50,18 @@ if n >= tonumber(ARGV[2]) then
     redis.call('EXPIRE', KEYS[2], ARGV[3])
   end
   return -1
+end
+if n == 0 then
+  local batch = redis.call('GET', KEYS[4])
+  if batch then
+    redis.call('DEL', KEYS[4])
+    if redis.call('EXISTS', KEYS[3]) == 0 then
+      redis.call('RPUSH', KEYS[3], batch, '', ARGV[1])
+      redis.call('EXPIRE', KEYS[3], ARGV[3])
+      redis.call(ARGV[5], ARGV[4], batch .. '\\n' .. ARGV[1])
+      return 0
+    end
+  end
 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -81,25 +98,36 @@ return dropped
 """,
 )
 
-#: Take up to ``count`` items, cancel-safely. KEYS: list, taken, rejections.
+#: Take up to ``count`` items, cancel-safely. KEYS: list, taken, rejections, and
+#: optionally the idle mark (see PUSH_INBOX).
 #: ARGV: id of the batch the caller has delivered, id for the new batch, count, ttl.
 #: The batch is also kept in ``taken`` until the caller names it as delivered in its
 #: next call, so a caller that dies or is cancelled mid-call gets the same batch
-#: back next time instead of losing it. Returns {} or {batch id, rejections, items...}.
+#: back next time instead of losing it. A call that finds nothing leaves the idle
+#: mark (the unused new batch id, for the next push to fill); any other call removes
+#: it. Returns {} or {batch id, rejections, items...}.
 TAKE = Script(
     "take",
     """
+local idle = KEYS[4]
 local head = redis.call('LINDEX', KEYS[2], 0)
 if head then
-  if head ~= ARGV[1] then return redis.call('LRANGE', KEYS[2], 0, -1) end
+  if head ~= ARGV[1] then
+    if idle then redis.call('DEL', idle) end
+    return redis.call('LRANGE', KEYS[2], 0, -1)
+  end
   redis.call('DEL', KEYS[2])
 end
 local items = redis.call('LPOP', KEYS[1], tonumber(ARGV[3]))
 local rejected = redis.call('HGETALL', KEYS[3])
 if not items then
-  if #rejected == 0 then return {} end
+  if #rejected == 0 then
+    if idle then redis.call('SET', idle, ARGV[2], 'EX', ARGV[4]) end
+    return {}
+  end
   items = {}
 end
+if idle then redis.call('DEL', idle) end
 if #rejected > 0 then redis.call('DEL', KEYS[3]) end
 local counts = table.concat(rejected, ' ')
 redis.call('RPUSH', KEYS[2], ARGV[2], counts, unpack(items))

@@ -83,6 +83,11 @@ class Keys:
         """The batch a process took from ``list_key`` and has not confirmed yet."""
         return list_key + b":t." + token.encode()
 
+    def idle(self, list_key: bytes) -> bytes:
+        """The batch id an idle receiver of ``list_key`` left for the next push to
+        fill (see scripts.PUSH_INBOX)."""
+        return list_key + b":a"
+
     def wake(self, list_key: bytes) -> bytes:
         """Pub/sub channel announcing that ``list_key`` went from empty to non-empty."""
         return list_key + b":w"

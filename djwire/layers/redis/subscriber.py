@@ -2,7 +2,8 @@
 
 Pushing to an empty list also publishes on the list's wake channel; a feed that
 found its list empty waits for that. Wake-ups are only hints — the data stays in
-the list — so a wake-up missed while disconnected loses nothing: after every
+Redis (in the list, or in the taken batch when a wake-up carries the item to an
+idle inbox feed) — so a wake-up missed while disconnected loses nothing: after every
 (re)subscription every watcher is woken and looks at its list again, and feeds
 poll every ``poll_interval`` anyway. In Redis Cluster the wake channels are
 sharded channels (SSUBSCRIBE/SPUBLISH, Redis 7), living on the node of their slot.
@@ -26,7 +27,9 @@ from .nodes import Node
 
 logger = logging.getLogger("djwire.layers.redis")
 
-Callback = Callable[[], None]
+#: Called with the message's payload: b"" for a plain wake-up (and on every
+#: (re)subscription), else what the publisher sent along (see scripts.PUSH_INBOX).
+Callback = Callable[[bytes], None]
 
 _MESSAGES = frozenset({b"message", b"smessage"})
 _CONFIRMATIONS = frozenset({b"subscribe", b"ssubscribe"})
@@ -139,14 +142,21 @@ class Subscriber:
             return
         kind = reply[0]
         if kind in _MESSAGES:
-            self._wake(reply[1])
+            payload = reply[2] if len(reply) > 2 and isinstance(reply[2], bytes) else b""
+            self._wake(reply[1], payload)
         elif kind in _CONFIRMATIONS:
             self.monitor.up(self.node.key)
-            self._wake(reply[1])
+            self._wake(reply[1], b"")
 
-    def _wake(self, channel: bytes) -> None:
-        for callback in list(self._watchers.get(channel, ())):
-            callback()
+    def _wake(self, channel: bytes, payload: bytes) -> None:
+        callbacks = self._watchers.get(channel)
+        if not callbacks:
+            return
+        if len(callbacks) == 1:
+            callbacks[0](payload)
+            return
+        for callback in list(callbacks):
+            callback(payload)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -202,10 +202,9 @@ class LocalChannels:
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = _Queue()
+        _prune(queue)  # may leave None: a cancelled claim was the only waiter
         if queue.waiters is None:
             queue.waiters = []
-        else:
-            _prune(queue)
         # No done-callback to tidy up: claims are removed when they are fulfilled,
         # and cancelled ones when the consumer detaches at its end (or by sweep()).
         # That saves a callback and its bookkeeping per message and per idle socket.

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from asgiref.sync import async_to_sync, markcoroutinefunction
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 
 from djwire import db
 from djwire.db import aclose_old_connections, database_sync_to_async
@@ -72,7 +72,7 @@ class AsyncConsumer:
             return
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-        self.base_send = async_to_sync(send) if self._sync else send
+        self.base_send = _blocking_send(send) if self._sync else send
         try:
             if self.channel_layer is not None:
                 # Layers with process-local queues claim with a plain future: an idle
@@ -92,7 +92,7 @@ class AsyncConsumer:
     async def _run_hosted(self, host: ConsumerHost, receive: ASGIReceive, send: ASGISend) -> None:
         """Run under a worker (see djwire.worker.extension): report each handled
         message, and in gateway mode use the connection's channel."""
-        self.base_send = async_to_sync(send) if self._sync else send
+        self.base_send = _blocking_send(send) if self._sync else send
         sources: list[Callable[[], Awaitable[Any]]] = [receive]
         own_channel = host.channel_name is None and self.channel_layer is not None
         if host.channel_name is not None:
@@ -208,6 +208,24 @@ def _forward_websocket_send_sync(self: SyncConsumer, message: dict[str, Any]) ->
 
 
 _FORWARDERS = (_forward_websocket_send, _forward_websocket_send_sync)
+
+
+def _blocking_send(send: ASGISend) -> Callable[[dict[str, Any]], None]:
+    """``send`` for handlers in a worker thread.
+
+    ASGI lets ``send`` be any callable returning an awaitable, e.g. a Future made
+    with ``asyncio.ensure_future``. ``async_to_sync`` calls what it wraps in the
+    calling thread, where such a callable finds no event loop; a coroutine function
+    around it makes the call happen on the event loop.
+    """
+    # An object whose class has an ``async def __call__`` counts as a coroutine function.
+    if not (iscoroutinefunction(send) or iscoroutinefunction(type(send).__call__)):
+        original = send
+
+        async def send(message: dict[str, Any]) -> None:
+            await original(message)
+
+    return async_to_sync(send)
 
 
 async def _raise_when_awaited(exc: BaseException) -> None:

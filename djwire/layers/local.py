@@ -30,7 +30,7 @@ from .direct import DirectSocket
 
 
 class _Queue:
-    __slots__ = ("items", "scheduled", "socket", "waiters")
+    __slots__ = ("busy", "items", "scheduled", "socket", "waiters")
 
     def __init__(self) -> None:
         # Created on first message: most channels of idle sockets never hold one.
@@ -40,6 +40,9 @@ class _Queue:
         self.waiters: list[tuple[asyncio.Future[Any], bool]] | None = None
         self.socket: DirectSocket | None = None
         self.scheduled = False  # has an entry in the expiry heap
+        # A claim got a message and its consumer has not claimed again yet: it may
+        # still be handling that message, so frames must not overtake it.
+        self.busy = False
 
     def idle(self) -> bool:
         return not self.items and not self.waiters and self.socket is None
@@ -166,6 +169,7 @@ class LocalChannels:
             waiter.set_result(message)
             if claims:
                 del waiters[index]
+                queue.busy = True
             return True
         return False
 
@@ -195,13 +199,14 @@ class LocalChannels:
         cancel-safe receive.
         """
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        message = self.take(channel)
-        if message is not None:
-            future.set_result(message)
-            return future
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = _Queue()
+        message = self.take(channel)
+        queue.busy = message is not None  # asking again: done with the last one
+        if message is not None:
+            future.set_result(message)
+            return future
         _prune(queue)  # may leave None: a cancelled claim was the only waiter
         if queue.waiters is None:
             queue.waiters = []
@@ -221,6 +226,8 @@ class LocalChannels:
         message = self.take(channel)
         if message is not None:
             future.set_result(message)
+            if queue is not None:
+                queue.busy = True
         elif queue is not None:
             # Someone else took it: wait again.
             if queue.waiters is None:
@@ -286,6 +293,7 @@ class LocalChannels:
                     if message is not None:
                         waiter.set_result(message)
                         queue.waiters.remove((waiter, claims))
+                        queue.busy = True
                 else:
                     queue.waiters.remove((waiter, claims))
                     loop.call_soon_threadsafe(self._fulfil_claim, channel, waiter)
@@ -310,9 +318,10 @@ class LocalChannels:
             self._forget_if_idle(channel, queue)
 
     def socket_for(self, channel: str) -> DirectSocket | None:
-        """The attached socket, if its queue is empty (so order is kept)."""
+        """The attached socket, if its queue is empty and its consumer is not handling
+        a message from it (so order is kept)."""
         queue = self._queues.get(channel)
-        if queue is None or queue.items:
+        if queue is None or queue.items or queue.busy:
             return None
         return queue.socket
 

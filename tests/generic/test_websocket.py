@@ -10,6 +10,7 @@ from asgiref.sync import async_to_sync
 from django.urls import path
 
 from djwire.auth import AuthMiddlewareStack
+from djwire.consumer import AsyncConsumer
 from djwire.exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError
 from djwire.generic.websocket import (
     AsyncJsonWebsocketConsumer,
@@ -320,4 +321,33 @@ async def test_receive_and_send_may_return_futures_through_routers_and_middlewar
         assert layer is not None
         await layer.group_send("room", {"type": "chat.message", "text": "to all"})
         assert await communicator.receive_from() == "to all"
+    await communicator.disconnect()
+
+
+# -- send() goes through every override ------------------------------------------------
+
+
+class CountingSend(AsyncConsumer):
+    """A mixin between AsyncWebsocketConsumer and AsyncConsumer that overrides send."""
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        await super().send(message)
+
+
+class CountedChat(AsyncChat, CountingSend):
+    pass
+
+
+async def test_send_reaches_an_override_between_the_websocket_consumer_and_its_base() -> None:
+    # AsyncWebsocketConsumer.send skips AsyncConsumer.send (one coroutine less per
+    # frame) only when nothing in between overrides it.
+    assert not CountedChat._send_is_base_send and AsyncChat._send_is_base_send
+    CountingSend.sent = []
+    communicator = await connected(CountedChat)
+    await communicator.send_to(text_data="hi")
+    assert str(await communicator.receive_from()).startswith("async:hi:")
+    assert [m["type"] for m in CountingSend.sent] == ["websocket.accept", "websocket.send"]
     await communicator.disconnect()

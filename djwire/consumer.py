@@ -77,10 +77,16 @@ class AsyncConsumer:
             if self.channel_layer is not None:
                 # Layers with process-local queues claim with a plain future: an idle
                 # consumer then costs no Task for its channel.
-                claim = functools.partial(self.channel_layer.claim_receive, self.channel_name)
                 socket = (scope.get("extensions") or {}).get(SCOPE_EXTENSION)
-                hold = getattr(socket, "hold_frames", None)
-                await dispatch_client_and_channel(receive, claim, self.dispatch, hold)
+                if not hasattr(socket, "hold_frames"):
+                    socket = None
+                await dispatch_client_and_channel(
+                    receive,
+                    self.channel_layer.claim_receive,
+                    self.channel_name,
+                    self.dispatch,
+                    socket,
+                )
             else:
                 await await_many_dispatch([receive], self.dispatch)
         except StopConsumer:

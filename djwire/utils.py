@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from asyncio import CancelledError, Future
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 #: A consumer that finds message after message already waiting yields to the event
 #: loop after this many, so a handler that keeps feeding its own channel cannot
@@ -97,21 +97,29 @@ class _ManySources:
                     await future
 
 
+class FrameHolder(Protocol):
+    """What dispatch_client_and_channel needs of a socket that can batch writes."""
+
+    def hold_frames(self) -> None: ...
+
+
 def dispatch_client_and_channel(
     receive: Callable[[], Awaitable[Any]],
-    claim: Callable[[], Awaitable[Any]],
+    claim: Callable[[str], Awaitable[Any]],
+    channel: str,
     dispatch: Callable[[Any], Awaitable[Any]],
-    hold: Callable[[], None] | None = None,
+    socket: FrameHolder | None = None,
 ) -> Awaitable[None]:
     """A consumer's loop: messages from its client (ASGI ``receive``) and from its
-    channel (``claim``), dispatched one at a time, client messages first when both
-    are waiting.
+    channel (``claim(channel)``, a layer's ``claim_receive``), dispatched one at a
+    time, client messages first when both are waiting.
 
-    ``await_many_dispatch([receive, claim], dispatch)`` with fewer steps per
+    ``await_many_dispatch([receive, lambda: claim(channel)], dispatch)`` with fewer steps per
     message, because a consumer's messages mostly come from one side at a time:
 
     * a message already waiting is dispatched at once, without a wake-up;
-    * while messages come from the channel (a group's members), the loop awaits
+    * while messages come from the channel (a group's member), and until the
+      client has sent anything but its first message (an idle socket), the loop awaits
       the channel's claim future itself, so the layer resolving it is the only
       wake-up: no done-callback, no second future. A client message arriving
       meanwhile cancels that claim to wake the loop (a pending claim holds no
@@ -123,22 +131,26 @@ def dispatch_client_and_channel(
     dispatched, so while a handler runs, new messages wait in the server's and the
     layer's bounded queues rather than in a future only this loop can see.
 
-    ``hold`` (the server's ``hold_frames``, if it has one) is called before each
+    ``socket.hold_frames()`` (djwire's server offers it) is called before each
     message that follows another without a wait in between: what the handlers send
     for a run of waiting messages then leaves in one write.
     """
-    return _ClientAndChannel(receive, claim).run(dispatch, hold)
+    return _ClientAndChannel(receive, claim, channel).run(dispatch, socket)
 
 
 class _ClientAndChannel:
     # One small object per connection: its size is memory per idle socket.
-    __slots__ = ("claim", "claim_awaited", "interrupted", "receive", "waiting")
+    __slots__ = ("channel", "claim", "claim_awaited", "interrupted", "receive", "waiting")
 
     def __init__(
-        self, receive: Callable[[], Awaitable[Any]], claim: Callable[[], Awaitable[Any]]
+        self,
+        receive: Callable[[], Awaitable[Any]],
+        claim: Callable[[str], Awaitable[Any]],
+        channel: str,
     ) -> None:
         self.receive = receive
         self.claim = claim
+        self.channel = channel
         #: The future the loop is suspended on, if any.
         self.waiting: Future[Any] | None = None
         #: True while ``waiting`` is the channel's claim itself.
@@ -158,7 +170,7 @@ class _ClientAndChannel:
             waiting.set_result(None)
 
     async def run(
-        self, dispatch: Callable[[Any], Awaitable[Any]], hold: Callable[[], None] | None
+        self, dispatch: Callable[[Any], Awaitable[Any]], socket: FrameHolder | None
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -166,7 +178,8 @@ class _ClientAndChannel:
         received: Future[Any] | None = None
         claimed: Future[Any] | None = None
         claim_direct = False  # await `claimed` itself (it has no done-callback)
-        from_channel = False  # where the last message came from
+        from_channel = False  # the last message came from the channel...
+        talked = False  # ... or the client sent more than its first message
         streak = 0
         try:
             while True:
@@ -176,10 +189,11 @@ class _ClientAndChannel:
                 if received.done():
                     message = received.result()
                     received = None
-                    from_channel = False
+                    from_channel = not talked  # an idle socket: expect the channel
+                    talked = True
                 else:
                     if claimed is None:
-                        claimed = as_future(self.claim())
+                        claimed = as_future(self.claim(self.channel))
                         # Only a plain Future can be cancelled by us without losing
                         # a message; a Task's coroutine may be half-way through one.
                         claim_direct = from_channel and type(claimed) is Future
@@ -188,9 +202,9 @@ class _ClientAndChannel:
                     if not claimed.done():
                         streak = 0
                         if not claim_direct:
-                            waiter = self.waiting = loop.create_future()
+                            self.waiting = loop.create_future()
                             try:
-                                await waiter
+                                await self.waiting
                             finally:
                                 self.waiting = None
                             continue
@@ -215,10 +229,13 @@ class _ClientAndChannel:
                     if streak >= READY_STREAK:
                         streak = 0
                         await asyncio.sleep(0)
-                    elif hold is not None:
-                        hold()
+                    elif socket is not None:
+                        socket.hold_frames()
                 streak += 1
                 await dispatch(message)
+                # This frame lives as long as the connection: an idle one must not
+                # keep its last message alive.
+                message = None
         finally:
             # The consumer is ending: what its sources raise now has no one to go to.
             for future in (received, claimed):

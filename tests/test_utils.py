@@ -57,11 +57,10 @@ class Loop:
     async def start(self) -> Loop:
         self.channel = await self.layer.new_channel()
 
-        def claim() -> asyncio.Future[dict[str, Any]]:
-            return self.layer.claim_receive(self.channel)
-
         self.task = asyncio.ensure_future(
-            dispatch_client_and_channel(self.client.receive, claim, self.dispatch)
+            dispatch_client_and_channel(
+                self.client.receive, self.layer.claim_receive, self.channel, self.dispatch
+            )
         )
         return self
 
@@ -165,7 +164,7 @@ async def test_errors_of_handlers_and_sources_end_the_loop() -> None:
     pending: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     with pytest.raises(OSError, match="source failed"):
         await asyncio.wait_for(
-            dispatch_client_and_channel(lambda: pending, broken, loop.dispatch), 5
+            dispatch_client_and_channel(lambda: pending, lambda _: broken(), "x", loop.dispatch), 5
         )
     assert pending.cancelled()
 

@@ -434,12 +434,16 @@ ISSUE_PEERS = {
     ("w5", "uvicorn", "KiB per idle connection"): 28.9,
 }
 
-# (workload, row, metric label, target, higher_is_better)
+# (workload, row, metric label, target, higher_is_better); a target naming a row is that
+# row's value in the same run, divided by the factor after "/" (issue 11: the handler
+# path within 1.25x of the direct path).
 TARGETS = [
     ("w1", "djwire", "100 clients msgs/s", 30000, True),
     ("w1", "djwire", "1 client msgs/s", 10000, True),
     ("w2", "djwire-direct", "burst deliveries/s", 100000, True),
     ("w2", "djwire-direct", "paced p99 ms", 20, False),
+    ("w2", "djwire", "burst deliveries/s", 100000, True),
+    ("w2", "djwire", "burst deliveries/s", "djwire-direct/1.25", True),
     ("w4", "djwire", "requests/s", "gunicorn", True),
     ("w5", "djwire", "KiB per idle connection", 8, False),
 ]
@@ -558,6 +562,11 @@ def target_lines(results: Results) -> list[str]:
         if goal == "gunicorn":
             goal_value = results.by_label(workload, "gunicorn", label)
             goal_text = f">= gunicorn sync ({fmt(goal_value)})"
+        elif isinstance(goal, str):
+            other, _, factor = goal.partition("/")
+            base = results.by_label(workload, other, label)
+            goal_value = base / float(factor) if base is not None else None
+            goal_text = f">= {other} / {factor} ({fmt(goal_value)})"
         else:
             goal_value = float(goal)
             goal_text = f"{'>=' if higher else '<='} {fmt(goal_value, 0)}"
@@ -717,6 +726,8 @@ def chart(results: Results, path: Path) -> None:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         goal = next((t for t in TARGETS if t[0] == workload and t[2] == label), None)
+        if goal is not None and goal[3] not in ("gunicorn",) and isinstance(goal[3], str):
+            goal = None  # relative to another row: no line to draw
         if goal is not None:
             goal_value = (
                 results.by_label(workload, "gunicorn", label) if goal[3] == "gunicorn" else goal[3]
@@ -776,7 +787,7 @@ def write_report(
     lines += section_lines()
     lines += ["## Noise", "", *noise_lines(results), ""]
     lines += [
-        "## Targets (issue 3)",
+        "## Targets (issue 3; W2 handler path: issue 11)",
         "",
         *target_lines(results),
         "",

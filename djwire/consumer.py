@@ -12,24 +12,38 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from asgiref.sync import async_to_sync, markcoroutinefunction
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 
+from djwire import db
 from djwire.db import aclose_old_connections, database_sync_to_async
 from djwire.exceptions import StopConsumer
 from djwire.layers import DEFAULT_CHANNEL_LAYER, BaseChannelLayer, get_channel_layer
 from djwire.layers.direct import SCOPE_EXTENSION
 from djwire.typing import ASGIReceive, ASGISend, Scope
-from djwire.utils import await_many_dispatch
+from djwire.utils import await_many_dispatch, dispatch_client_and_channel
 from djwire.worker.extension import ConsumerHost, consumer_host
+
+#: Handler names of the message types seen so far (a consumer dispatches a handful
+#: of types over and over); bounded, since layer messages may carry any type.
+_HANDLER_NAMES: dict[str, str] = {}
+_MAX_HANDLER_NAMES = 1000
 
 
 def get_handler_name(message: dict[str, Any]) -> str:
     """``"chat.message"`` -> ``"chat_message"``; rejects missing and private types."""
     if "type" not in message:
         raise ValueError("Incoming message has no 'type' attribute")
-    handler_name: str = message["type"].replace(".", "_")
+    kind = message["type"]
+    cacheable = type(kind) is str
+    if cacheable:
+        handler_name: str | None = _HANDLER_NAMES.get(kind)
+        if handler_name is not None:
+            return handler_name
+    handler_name = kind.replace(".", "_")
     if handler_name.startswith("_"):
         raise ValueError("Malformed type in message (leading underscore)")
+    if cacheable and len(_HANDLER_NAMES) < _MAX_HANDLER_NAMES:
+        _HANDLER_NAMES[kind] = handler_name
     return handler_name
 
 
@@ -58,10 +72,21 @@ class AsyncConsumer:
             return
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-        self.base_send = async_to_sync(send) if self._sync else send
+        self.base_send = _blocking_send(send) if self._sync else send
         try:
             if self.channel_layer is not None:
-                await await_many_dispatch([receive, self._claim_from_layer], self.dispatch)
+                # Layers with process-local queues claim with a plain future: an idle
+                # consumer then costs no Task for its channel.
+                socket = (scope.get("extensions") or {}).get(SCOPE_EXTENSION)
+                if not hasattr(socket, "hold_frames"):
+                    socket = None
+                await dispatch_client_and_channel(
+                    receive,
+                    self.channel_layer.claim_receive,
+                    self.channel_name,
+                    self.dispatch,
+                    socket,
+                )
             else:
                 await await_many_dispatch([receive], self.dispatch)
         except StopConsumer:
@@ -73,7 +98,7 @@ class AsyncConsumer:
     async def _run_hosted(self, host: ConsumerHost, receive: ASGIReceive, send: ASGISend) -> None:
         """Run under a worker (see djwire.worker.extension): report each handled
         message, and in gateway mode use the connection's channel."""
-        self.base_send = async_to_sync(send) if self._sync else send
+        self.base_send = _blocking_send(send) if self._sync else send
         sources: list[Callable[[], Awaitable[Any]]] = [receive]
         own_channel = host.channel_name is None and self.channel_layer is not None
         if host.channel_name is not None:
@@ -111,18 +136,13 @@ class AsyncConsumer:
         assert self.channel_layer is not None
         return self.channel_layer.receive(self.channel_name)
 
-    def _claim_from_layer(self) -> Awaitable[dict[str, Any]]:
-        # Layers with process-local queues return a plain future: an idle consumer
-        # then costs no Task for its channel.
-        assert self.channel_layer is not None
-        return self.channel_layer.claim_receive(self.channel_name)
-
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler for ``message["type"]``."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await aclose_old_connections()
+        if db.connections_opened():
+            await aclose_old_connections()
         await handler(message)
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -194,6 +214,24 @@ def _forward_websocket_send_sync(self: SyncConsumer, message: dict[str, Any]) ->
 
 
 _FORWARDERS = (_forward_websocket_send, _forward_websocket_send_sync)
+
+
+def _blocking_send(send: ASGISend) -> Callable[[dict[str, Any]], None]:
+    """``send`` for handlers in a worker thread.
+
+    ASGI lets ``send`` be any callable returning an awaitable, e.g. a Future made
+    with ``asyncio.ensure_future``. ``async_to_sync`` calls what it wraps in the
+    calling thread, where such a callable finds no event loop; a coroutine function
+    around it makes the call happen on the event loop.
+    """
+    # An object whose class has an ``async def __call__`` counts as a coroutine function.
+    if not (iscoroutinefunction(send) or iscoroutinefunction(type(send).__call__)):
+        original = send
+
+        async def send(message: dict[str, Any]) -> None:
+            await original(message)
+
+    return async_to_sync(send)
 
 
 async def _raise_when_awaited(exc: BaseException) -> None:

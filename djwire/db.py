@@ -55,6 +55,12 @@ def database_sync_to_async(func: Any = None, *, thread_sensitive: bool = True) -
 DatabaseSyncToAsync = database_sync_to_async
 
 
+def connections_opened() -> bool:
+    """Whether any database connection was ever opened in this process (until then
+    :func:`aclose_old_connections` has nothing to do)."""
+    return _connections_opened
+
+
 async def aclose_old_connections() -> None:
     """Close expired connections, as Django does between requests.
 

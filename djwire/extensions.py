@@ -87,6 +87,11 @@ class DirectSocket(Protocol):
         has closed. Shared by every waiter: never cancel it."""
         ...
 
+    # djwire's own sockets also have ``hold_frames()`` (not part of this protocol, so
+    # other implementations need not): the data frames the application sends until
+    # the event loop's next turn then leave in one write (consumers call it when they
+    # find several messages waiting; see djwire.utils.dispatch_client_and_channel).
+
 
 def server_processes(environ: Mapping[str, str] | None = None) -> int:
     """How many server processes serve this application, as the server announced it."""

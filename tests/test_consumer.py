@@ -12,6 +12,7 @@ from djwire.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from djwire.exceptions import StopConsumer
 from djwire.layers import get_channel_layer
 from djwire.testing import ApplicationCommunicator
+from tests.support.awaitables import KINDS, with_awaitable_callables
 
 
 @pytest.fixture(autouse=True)
@@ -151,4 +152,35 @@ async def test_sync_consumer_can_use_the_database() -> None:
     communicator = ApplicationCommunicator(Counter.as_asgi(), SCOPE)
     await communicator.send_input({"type": "count"})
     assert (await communicator.receive_output())["users"] == 0
+    communicator.stop()
+
+
+# -- ASGI awaitable callables (issue 10 item 4) -------------------------------------------
+
+
+class Pinger(AsyncConsumer):
+    async def ping(self, message: dict[str, Any]) -> None:
+        await self.send({"type": "pong", "channel": self.channel_name})
+
+
+class SyncPinger(SyncConsumer):
+    def ping(self, message: dict[str, Any]) -> None:
+        self.send({"type": "pong", "channel": self.channel_name})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("consumer", [Pinger, SyncPinger])
+async def test_receive_and_send_may_return_futures(consumer: type, kind: str) -> None:
+    # ASGI allows any callable returning an awaitable. A sync consumer's send went
+    # through async_to_sync, which called it in the handler's thread: no event
+    # loop there for ensure_future, so every send failed.
+    app = with_awaitable_callables(consumer.as_asgi(), kind)
+    communicator = ApplicationCommunicator(app, SCOPE)
+    await communicator.send_input({"type": "ping"})
+    reply = await communicator.receive_output()
+    assert reply["type"] == "pong"
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.send(reply["channel"], {"type": "ping"})
+    assert (await communicator.receive_output())["type"] == "pong"
     communicator.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
 
@@ -57,6 +57,18 @@ def _close_message(code: int | bool | None, reason: str | None) -> dict[str, Any
     if reason:
         message["reason"] = reason
     return message
+
+
+_BASE_SEND = AsyncConsumer.send
+
+
+def _next_send(cls: type, after: type) -> Any:
+    """The ``send`` that ``super().send`` finds in a method of ``after`` on ``cls``."""
+    mro = cls.__mro__
+    for klass in mro[mro.index(after) + 1 :]:
+        if "send" in vars(klass):
+            return vars(klass)["send"]
+    return None
 
 
 class WebsocketConsumer(SyncConsumer):
@@ -198,7 +210,12 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         bytes_data: bytes | None = None,
         close: bool | int = False,
     ) -> None:
-        await super().send(_data_message(text_data, bytes_data))
+        message = _data_message(text_data, bytes_data)
+        if self._send_is_base_send and AsyncConsumer.send is _BASE_SEND:
+            # What super().send() would do, minus a coroutine per frame.
+            await self.base_send(message)
+        else:
+            await super().send(message)
         if close:
             await self.close(close)
 
@@ -207,6 +224,14 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         await super().send(_close_message(code, reason))
 
     websocket_send = _forward_websocket_send
+
+    #: Whether ``super().send`` here is ``AsyncConsumer.send`` (no class in between
+    #: overrides it); set for each subclass.
+    _send_is_base_send: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._send_is_base_send = _next_send(cls, AsyncWebsocketConsumer) is _BASE_SEND
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         try:

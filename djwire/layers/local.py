@@ -51,6 +51,7 @@ UNREAD, READ, STALLED = 0, 1, 2
 
 class _Queue:
     __slots__ = (
+        "busy",
         "drainers",
         "items",
         "pace",
@@ -77,6 +78,9 @@ class _Queue:
         self.reader: asyncio.Task[Any] | None = None
         # Senders waiting for this queue to go down to its low-water mark.
         self.drainers: list[asyncio.Future[None]] | None = None
+        # A claim got a message and its consumer has not claimed again yet: it may
+        # still be handling that message, so frames must not overtake it.
+        self.busy = False
 
     def idle(self) -> bool:
         return not self.items and not self.waiters and self.socket is None
@@ -263,6 +267,7 @@ class LocalChannels:
             waiter.set_result(message)
             if claims:
                 del waiters[index]
+                queue.busy = True
             return True
         return False
 
@@ -284,6 +289,12 @@ class LocalChannels:
             queue.items = None  # an idle channel keeps no buffer
         return message
 
+    def stall(self, channel: str) -> None:
+        """Senders stop waiting for ``channel``'s receiver until it catches up."""
+        queue = self._queues.get(channel)
+        if queue is not None:
+            queue.pace = STALLED
+
     def _taken(self, channel: str, queue: _Queue, left: int) -> None:
         """A receiver took a message: down to the low-water mark, it keeps up (senders
         wait for it from now on) and the senders waiting for it go on."""
@@ -304,19 +315,19 @@ class LocalChannels:
         cancel-safe receive.
         """
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        message = self.take(channel)
-        if message is not None:
-            future.set_result(message)
-            return future
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = _Queue()
-        queue.pace = READ  # the queue is empty and a receiver is waiting: it keeps up
         queue.reader = asyncio.current_task()
+        message = self.take(channel)  # catching up: take() says when it has
+        queue.busy = message is not None  # asking again: done with the last one
+        if message is not None:
+            future.set_result(message)
+            return future
+        queue.pace = READ  # the queue is empty and a receiver is waiting: it keeps up
+        _prune(queue)  # may leave None: a cancelled claim was the only waiter
         if queue.waiters is None:
             queue.waiters = []
-        else:
-            _prune(queue)
         # No done-callback to tidy up: claims are removed when they are fulfilled,
         # and cancelled ones when the consumer detaches at its end (or by sweep()).
         # That saves a callback and its bookkeeping per message and per idle socket.
@@ -333,6 +344,8 @@ class LocalChannels:
         message = self.take(channel)
         if message is not None:
             future.set_result(message)
+            if queue is not None:
+                queue.busy = True
         elif queue is not None:
             # Someone else took it: wait again.
             if queue.waiters is None:
@@ -410,6 +423,7 @@ class LocalChannels:
                     if message is not None:
                         waiter.set_result(message)
                         queue.waiters.remove((waiter, claims))
+                        queue.busy = True
                 else:
                     queue.waiters.remove((waiter, claims))
                     loop.call_soon_threadsafe(self._fulfil_claim, channel, waiter)
@@ -444,10 +458,11 @@ class LocalChannels:
         self, channel: str, loop: asyncio.AbstractEventLoop | None
     ) -> DirectSocket | None:
         """The socket attached to ``channel`` if a sender on ``loop`` may write to it:
-        its queue is empty (so order is kept) and the socket is on ``loop`` (asyncio
-        transports are not thread-safe: another thread's sender queues instead)."""
+        its queue is empty and its consumer is not handling a message from it (so
+        order is kept), and the socket is on ``loop`` (asyncio transports are not
+        thread-safe: another thread's sender queues instead)."""
         queue = self._queues.get(channel)
-        if queue is None or queue.items or queue.socket_loop is not loop:
+        if queue is None or queue.items or queue.busy or queue.socket_loop is not loop:
             return None
         return queue.socket
 

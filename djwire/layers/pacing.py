@@ -82,7 +82,10 @@ async def relieve(local: LocalChannels, backlog: Backlog) -> None:
         else:
             # A socket: not waited for again until it has drained (its next backlog
             # has a new drain future). Held weakly: the server drops it once drained.
+            # Its consumer is the same receiver: once its socket refuses frames, they
+            # go to its queue, which is not waited for either until it catches up.
             local.stalled_drains.add(future)
+            local.stall(channel)
         _count_stalled(local.stats, channel, local.backpressure_timeout)
 
 

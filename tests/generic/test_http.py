@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
+from django.urls import path
 
 from djwire.generic.http import DEFAULT_MAX_BODY_SIZE, AsyncHttpConsumer
 from djwire.layers import get_channel_layer
+from djwire.routing import ProtocolTypeRouter, URLRouter
+from djwire.sessions import SessionMiddlewareStack
 from djwire.testing import ApplicationCommunicator, HttpCommunicator
+from tests.support.awaitables import KINDS, with_awaitable_callables
 
 
 class Echo(AsyncHttpConsumer):
@@ -247,3 +252,44 @@ async def test_an_instance_serves_a_request_after_rejecting_a_too_large_one() ->
     assert response["status"] == 413
     response = await HttpCommunicator(app, "POST", "/", body=b"ok").get_response()
     assert (response["status"], response["body"]) == (201, b"ko")
+
+
+# -- ASGI awaitable callables (issue 10 item 4) -------------------------------------------
+
+
+class Answer(AsyncHttpConsumer):
+    async def handle(self, body: bytes) -> None:
+        await self.send_response(200, b"42", headers={b"Content-Type": b"text/plain"})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_receive_and_send_may_return_futures(kind: str) -> None:
+    # Channels' own regression test: one instance, called first with coroutine
+    # functions, then with plain functions returning Futures (the second request
+    # used to get no answer).
+    app = Answer()
+
+    async def with_coroutines(scope: Any, receive: Any, send: Any) -> None:
+        async def receive_coroutine() -> Any:
+            return await asyncio.ensure_future(receive())
+
+        async def send_coroutine(message: Any) -> Any:
+            return await asyncio.ensure_future(send(message))
+
+        await app(scope, receive_coroutine, send_coroutine)
+
+    for application in (with_coroutines, with_awaitable_callables(app, kind)):
+        response = await HttpCommunicator(application, "GET", "/").get_response()
+        assert (response["status"], response["body"]) == (200, b"42")
+        assert response["headers"] == [(b"Content-Type", b"text/plain")]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_futures_through_routers_and_session_middleware(kind: str) -> None:
+    app = ProtocolTypeRouter(
+        {"http": SessionMiddlewareStack(URLRouter([path("answer/", Answer.as_asgi())]))}
+    )
+    for _ in range(2):
+        communicator = HttpCommunicator(with_awaitable_callables(app, kind), "GET", "/answer/")
+        response = await communicator.get_response()
+        assert (response["status"], response["body"]) == (200, b"42")

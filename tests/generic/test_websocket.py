@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.urls import path
 
+from djwire.auth import AuthMiddlewareStack
+from djwire.consumer import AsyncConsumer
 from djwire.exceptions import AcceptConnection, DenyConnection, InvalidChannelLayerError
 from djwire.generic.websocket import (
     AsyncJsonWebsocketConsumer,
@@ -16,7 +19,10 @@ from djwire.generic.websocket import (
     WebsocketConsumer,
 )
 from djwire.layers import get_channel_layer
+from djwire.routing import ProtocolTypeRouter, URLRouter
+from djwire.security.websocket import AllowedHostsOriginValidator
 from djwire.testing import WebsocketCommunicator
+from tests.support.awaitables import KINDS, with_awaitable_callables
 
 # -- the same chat consumer, written sync and async -----------------------------------
 
@@ -283,3 +289,65 @@ def test_a_sync_test_can_drive_a_communicator_with_async_to_sync() -> None:
         return reply
 
     assert async_to_sync(talk)()["echo"] == {"from": "sync test"}
+
+
+# -- ASGI awaitable callables (issue 10 item 4) -------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "consumer", [SyncChat, AsyncChat, SyncJson, AsyncJson], ids=lambda c: c.__name__
+)
+async def test_receive_and_send_may_return_futures_through_routers_and_middleware(
+    consumer: Any, kind: str
+) -> None:
+    routed = URLRouter([path("chat/", consumer.as_asgi())])
+    app = ProtocolTypeRouter(
+        {"websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(routed))}
+    )
+    communicator = WebsocketCommunicator(
+        with_awaitable_callables(app, kind),
+        "/chat/",
+        headers=[(b"host", b"testserver"), (b"origin", b"http://testserver")],
+    )
+    assert (await communicator.connect())[0]
+    if consumer in (SyncJson, AsyncJson):
+        await communicator.send_json_to({"a": 1})
+        assert (await communicator.receive_json_from())["echo"] == {"a": 1}
+    else:
+        await communicator.send_to(text_data="hi")
+        assert str(await communicator.receive_from()).split(":")[1] == "hi"
+        layer = get_channel_layer()
+        assert layer is not None
+        await layer.group_send("room", {"type": "chat.message", "text": "to all"})
+        assert await communicator.receive_from() == "to all"
+    await communicator.disconnect()
+
+
+# -- send() goes through every override ------------------------------------------------
+
+
+class CountingSend(AsyncConsumer):
+    """A mixin between AsyncWebsocketConsumer and AsyncConsumer that overrides send."""
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        await super().send(message)
+
+
+class CountedChat(AsyncChat, CountingSend):
+    pass
+
+
+async def test_send_reaches_an_override_between_the_websocket_consumer_and_its_base() -> None:
+    # AsyncWebsocketConsumer.send skips AsyncConsumer.send (one coroutine less per
+    # frame) only when nothing in between overrides it.
+    assert not CountedChat._send_is_base_send and AsyncChat._send_is_base_send
+    CountingSend.sent = []
+    communicator = await connected(CountedChat)
+    await communicator.send_to(text_data="hi")
+    assert str(await communicator.receive_from()).startswith("async:hi:")
+    assert [m["type"] for m in CountingSend.sent] == ["websocket.accept", "websocket.send"]
+    await communicator.disconnect()

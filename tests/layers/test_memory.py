@@ -84,6 +84,25 @@ async def test_refused_or_busy_sockets_get_the_message_through_the_queue() -> No
     assert (await layer.receive(busy_channel))["text"] == "x"
 
 
+async def test_frames_wait_while_the_consumer_handles_a_message_it_claimed() -> None:
+    # A claimed message may not have reached its handler yet (or the handler is
+    # still sending): a websocket.send after it must not overtake it on the socket.
+    layer = InMemoryChannelLayer()
+    socket = Socket(Encoder())
+    channel = await layer.new_channel()
+    layer.attach_socket(channel, socket)
+    claim = layer.claim_receive(channel)
+    await layer.send(channel, {"type": "chat.message", "text": "first"})
+    await layer.send(channel, {"type": "websocket.send", "text": "second"})
+    assert socket.frames == []
+    assert (await claim)["text"] == "first"
+    assert (await layer.claim_receive(channel))["text"] == "second"
+    # Done with both (it asks again): the socket takes frames directly again.
+    pending = layer.claim_receive(channel)
+    await layer.send(channel, {"type": "websocket.send", "text": "third"})
+    assert socket.frames == [b"frame:third"] and not pending.done()
+
+
 async def test_detached_socket_gets_nothing_directly() -> None:
     layer = InMemoryChannelLayer()
     socket = Socket(Encoder())

@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.asgi import get_asgi_application
@@ -90,6 +91,57 @@ async def test_djwire_routers_and_consumers() -> None:
         raw = b"GET /hello/ HTTP/1.1\r\nHost: testserver\r\nConnection: close\r\n\r\n"
         (response,) = parse_responses(await exchange(running.port, raw))
         assert response.body == b"Hello, world"
+
+
+async def _joined(layer: Any, group: str) -> None:
+    for _ in range(int(TIMEOUT / 0.01)):
+        if await layer.group_channels(group):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no socket joined {group!r}")
+
+
+async def _said(member: Any, count: int) -> list[str]:
+    return [
+        json.loads(await asyncio.wait_for(member.recv(), TIMEOUT))["said"] for _ in range(count)
+    ]
+
+
+async def test_a_member_working_through_waiting_group_messages_gets_them_in_order() -> None:
+    # 50 group sends in one go: each member then finds the rest waiting after the
+    # first, and sends their frames in one write (hold_frames); none lost or reordered.
+    from djwire.layers import get_channel_layer
+
+    from .framework_app import application
+
+    async with serve(application) as running, connect(running.url("/ws/room/")) as member:
+        layer = get_channel_layer()
+        assert layer is not None
+        await _joined(layer, "room")
+        for n in range(50):
+            await layer.group_send("room", {"type": "room.message", "text": str(n)})
+        await layer.group_send("room", {"type": "websocket.send", "text": '{"said": "end"}'})
+        said = [
+            json.loads(await asyncio.wait_for(member.recv(), TIMEOUT))["said"] for _ in range(51)
+        ]
+        assert said == [str(n) for n in range(50)] + ["end"]
+
+
+async def test_a_direct_frame_does_not_overtake_a_message_its_consumer_is_handling() -> None:
+    from djwire.layers import get_channel_layer
+
+    from .framework_app import application
+
+    async with serve(application) as running, connect(running.url("/ws/room/")) as member:
+        layer = get_channel_layer()
+        assert layer is not None
+        await _joined(layer, "room")
+        await layer.group_send("room", {"type": "room.message", "text": "handled"})
+        await layer.group_send("room", {"type": "websocket.send", "text": '{"said": "direct"}'})
+        said = [
+            json.loads(await asyncio.wait_for(member.recv(), TIMEOUT))["said"] for _ in range(2)
+        ]
+        assert said == ["handled", "direct"]
 
 
 def _other_server(argv: list[str]) -> subprocess.Popen[bytes]:

@@ -418,3 +418,59 @@ async def test_direct_writes_to_a_client_that_catches_up_do_not_close_it():
         writer.write(bytes([0x81, 0x82, 0, 0, 0, 0]) + b"ok")
         assert await asyncio.wait_for(got, TIMEOUT) == {"type": "websocket.receive", "text": "ok"}
         writer.close()
+
+
+async def test_held_frames_leave_in_order_before_anything_written_after_them():
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        direct = scope["extensions"][DIRECT_SOCKET]
+        await receive()
+        await send({"type": "websocket.accept"})
+        direct.hold_frames()
+        await send({"type": "websocket.send", "text": "one"})
+        await send({"type": "websocket.send", "text": "two"})
+        # A frame written directly, and a close, go after the held ones.
+        assert direct.write_frame(direct.frame_encoder("three", None))
+        direct.hold_frames()
+        await send({"type": "websocket.send", "text": "four"})
+        await send({"type": "websocket.close", "code": 4000})
+
+    async with serve(app) as running, connect(running.url(), compression=None) as ws:
+        assert [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(4)] == [
+            "one",
+            "two",
+            "three",
+            "four",
+        ]
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4000
+
+
+async def test_held_frames_go_out_on_the_next_turn_or_past_the_high_water_mark():
+    holding: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        direct = scope["extensions"][DIRECT_SOCKET]
+        await receive()
+        await send({"type": "websocket.accept"})
+        direct.hold_frames()
+        await send({"type": "websocket.send", "text": "a" * 600})
+        holding.append(direct.held is not None)
+        await send({"type": "websocket.send", "text": "b" * 600})  # past 1 KiB: written
+        holding.append(direct.held is not None)
+        direct.hold_frames()
+        await send({"type": "websocket.send", "text": "c"})
+        # Nothing else is sent: the held frame leaves when the loop turns, and the
+        # client answers only once it has it.
+        assert (await receive())["text"] == "got c"
+
+    options = {"write_high_water": 1024, "write_low_water": 512}
+    async with (
+        serve(app, **options) as running,
+        connect(running.url(), compression=None) as ws,
+    ):
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "a" * 600
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "b" * 600
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "c"
+        await ws.send("got c")
+    assert holding == [True, False]

@@ -1,5 +1,7 @@
 """The benchmark consumers, written against djwire (Channels-compatible API, `djwire.` imports)."""
 
+import asyncio
+import os
 import time
 
 from djwire.consumer import AsyncConsumer, SyncConsumer
@@ -9,6 +11,10 @@ from . import tally
 
 GROUP = "bench"
 PAYLOAD_SIZE = 100
+#: Experiment (bench/run.py --variant yield=BENCH_TRIGGER_YIELD=1): the trigger yields to
+#: the event loop after each group_send, as a group_send that yields per call would, so
+#: every member wakes once per message (no runs of waiting messages in the burst).
+TRIGGER_YIELDS = os.environ.get("BENCH_TRIGGER_YIELD") == "1"
 
 
 def stamped(trigger: str) -> str:
@@ -39,6 +45,8 @@ class TriggerConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_send(
             GROUP, {"type": "chat.message", "text": stamped(text_data)}
         )
+        if TRIGGER_YIELDS:
+            await asyncio.sleep(0)
 
 
 class DirectTriggerConsumer(AsyncWebsocketConsumer):

@@ -19,22 +19,32 @@ from djwire.exceptions import ChannelFull
 from .base import LayerStats, Message, count_loss
 from .direct import DirectSocket, FrameEncoder, Payload, socket_payload
 from .local import Backlog, LocalChannels, running_loop
+from .pacing import new_backlog, relieve
 
 logger = logging.getLogger("djwire.layers")
 
 
-def send_local(
+async def send_local(
+    queues: LocalChannels, stats: LayerStats, channel: str, message: Message
+) -> None:
+    """Deliver a message sent to one local channel; raise ChannelFull at capacity.
+
+    Paced: a receiver that keeps up but was left behind is waited for (bounded),
+    see :mod:`djwire.layers.pacing`.
+    """
+    backlog = new_backlog(queues)
+    _deliver_one(queues, stats, channel, message, backlog)
+    if backlog:
+        await relieve(queues, backlog)
+
+
+def _deliver_one(
     queues: LocalChannels,
     stats: LayerStats,
     channel: str,
     message: Message,
-    backlog: Backlog | None = None,
+    backlog: Backlog | None,
 ) -> None:
-    """Deliver a message sent to one local channel; raise ChannelFull at capacity.
-
-    A paced sender passes a ``backlog`` and then waits for it (see
-    :mod:`djwire.layers.pacing`).
-    """
     payload = socket_payload(message)
     if payload is not None:
         socket = queues.socket_for(channel, running_loop())

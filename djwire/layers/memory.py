@@ -60,10 +60,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: Message) -> None:
         self.require_valid_channel_name(channel)
         check_message(message)
-        backlog = new_backlog(self.local)
-        send_local(self.local, self.stats, channel, message, backlog)
-        if backlog:
-            await relieve(self.local, backlog)
+        await send_local(self.local, self.stats, channel, message)
 
     async def receive(self, channel: str) -> Message:
         self.require_valid_channel_name(channel)

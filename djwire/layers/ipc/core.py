@@ -395,10 +395,7 @@ class IPCChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         check_message(message)
         if self._own_marker in channel:
-            backlog = new_backlog(self.local)
-            send_local(self.local, self.stats, channel, message, backlog)
-            if backlog:
-                await relieve(self.local, backlog)
+            await send_local(self.local, self.stats, channel, message)
             return
         token = owner_token(channel)
         packed = frames.pack_message(message, self.limits.max_message_size)

@@ -49,7 +49,6 @@ from ..base import BaseChannelLayer, Message, check_message
 from ..delivery import send_local
 from ..direct import DirectSocket
 from ..local import LocalChannels
-from ..pacing import new_backlog, relieve
 from ..queue_types import DeadLetter, Delivery
 from . import envelope
 from .accounting import LossLedger, OutageMonitor
@@ -188,10 +187,7 @@ class RedisChannelLayer(BaseChannelLayer):
         check_message(message)
         token = owner_token(channel)
         if token == self.token:
-            backlog = new_backlog(self.local)
-            send_local(self.local, self.stats, channel, message, backlog)
-            if backlog:
-                await relieve(self.local, backlog)
+            await send_local(self.local, self.stats, channel, message)
             return
         payload = self.serializer.dumps(message)
         deadline = now_ms() + self._expiry_ms

@@ -27,12 +27,17 @@ def idle_mark(layer: RedisChannelLayer) -> bytes:
     return layer.keys.idle(layer.keys.inbox(layer.token))
 
 
+async def until_marked_idle(layer: RedisChannelLayer, redis_server: RedisServer) -> None:
+    """Wait (at most 5 s) until the layer's inbox feed has left its idle mark."""
+    assert await eventually(lambda: redis_server.command("EXISTS", idle_mark(layer)) == 1, 5)
+
+
 async def test_a_message_to_an_idle_inbox_comes_with_its_wake_up(
     make_layer: MakeLayer, redis_server: RedisServer
 ) -> None:
     sender, receiver = make_layer(), make_layer()
     channel = await receiver.new_channel()
-    assert await eventually(lambda: redis_server.command("EXISTS", idle_mark(receiver)) == 1, 5)
+    await until_marked_idle(receiver, redis_server)
     watcher = redis.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=5).pubsub()
     try:
         watcher.subscribe(receiver.keys.wake(receiver.keys.inbox(receiver.token)))
@@ -48,7 +53,7 @@ async def test_a_message_to_an_idle_inbox_comes_with_its_wake_up(
     assert receiver.serializer.loads(envelope.parse(item).payload) == {"type": "hello", "n": 1}
     await nothing_for(receiver, channel)  # delivered once, though the next take confirms it
     # The feed marked itself idle again, so the next message comes the same way.
-    assert await eventually(lambda: redis_server.command("EXISTS", idle_mark(receiver)) == 1, 5)
+    await until_marked_idle(receiver, redis_server)
 
 
 async def test_a_message_whose_wake_up_nobody_heard_is_delivered_once_in_order(
@@ -56,7 +61,7 @@ async def test_a_message_whose_wake_up_nobody_heard_is_delivered_once_in_order(
 ) -> None:
     sender, receiver = make_layer(), make_layer()
     channel = await receiver.new_channel()
-    assert await eventually(lambda: redis_server.command("EXISTS", idle_mark(receiver)) == 1, 5)
+    await until_marked_idle(receiver, redis_server)
     receiver.feeds.inbox.stop()  # type: ignore[union-attr]  # it stops listening too
     await asyncio.sleep(0.05)
     for n in range(20):  # the first becomes the stopped feed's batch, the rest queue
